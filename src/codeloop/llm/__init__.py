@@ -1,0 +1,39 @@
+"""Model backends behind one interface: the embedded default and any OpenAI-compatible server.
+
+>>> from codeloop.llm import get_model
+>>> m = get_model()                                   # Qwen2.5-Coder-0.5B, offline
+>>> for chunk in m.stream([{"role": "user", "content": "2+2?"}], max_tokens=16):
+...     print(chunk, end="")
+>>> reply = m.complete([{"role": "user", "content": "2+2?"}])
+>>> reply.text, reply.usage.completion_tokens, reply.timings.time_to_first_token
+
+Backends subclass :class:`Model` and implement one method, ``execute``, that yields chunks.
+"""
+
+from __future__ import annotations
+
+from codeloop.errors import ConfigError, ModelError
+from codeloop.llm.base import Model, ReplyStream
+from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, BundledModel
+from codeloop.llm.registry import default_model_name, get_model, resolve_name
+from codeloop.llm.types import Chunk, FinishReason, Message, Reply, Request, Timings, Usage
+
+__all__ = [
+    "BUNDLED",
+    "DEFAULT_MODEL",
+    "BundledModel",
+    "Chunk",
+    "ConfigError",
+    "FinishReason",
+    "Message",
+    "Model",
+    "ModelError",
+    "Reply",
+    "ReplyStream",
+    "Request",
+    "Timings",
+    "Usage",
+    "default_model_name",
+    "get_model",
+    "resolve_name",
+]

@@ -1,0 +1,249 @@
+"""One loaded llama.cpp model, shared by every handle on the same file and settings.
+
+A llama.cpp context holds one KV cache, so calls are serialized by a lock. Consecutive calls
+whose prompts share a prefix (a growing agent conversation) only evaluate the new tokens:
+``Llama.generate`` keeps the matching prefix of its context. Each reply reports how many
+prompt tokens came from that cache, read from llama.cpp's own counters.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from codeloop.errors import ModelError
+from codeloop.llm.settings import EmbeddedSettings
+from codeloop.llm.stops import StopMatcher
+from codeloop.llm.types import Chunk, FinishReason, Request, Usage
+
+__all__ = ["LlamaRuntime", "cpu_has_amx", "shared_runtime"]
+
+_registry: dict[tuple[str, EmbeddedSettings], LlamaRuntime] = {}
+_registry_lock = threading.Lock()
+_load_lock = threading.Lock()
+
+# llama-cpp-python's defaults for its chat API, kept so replies match it at temperature > 0.
+_SAMPLING: dict[str, Any] = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0}
+
+_CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def cpu_has_amx() -> bool:
+    """True on CPUs with Intel AMX (Sapphire Rapids and later)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "amx_int8" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def shared_runtime(path: Path, settings: EmbeddedSettings) -> LlamaRuntime:
+    """The process-wide runtime for ``path`` with ``settings``, loaded on first use."""
+    key = (str(path.resolve()), settings)
+    with _registry_lock:
+        runtime = _registry.get(key)
+        if runtime is None:
+            runtime = _registry[key] = LlamaRuntime(Path(key[0]), settings)
+    runtime.load()
+    return runtime
+
+
+class LlamaRuntime:
+    """A llama.cpp model + context and the lock that serializes its use."""
+
+    def __init__(self, path: Path, settings: EmbeddedSettings) -> None:
+        self.path = path
+        self.settings = settings
+        self._llama: Any = None
+        self._formatter: Any = None
+        self._pieces: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+        self._owner: int | None = None  # thread id generating now; catches same-thread re-entry
+
+    # -- loading -------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the weights once (thread-safe); later calls return at once."""
+        if self._llama is not None:
+            return
+        with self._lock:
+            if self._llama is None:
+                self._llama = _load_llama(self.path, self.settings)
+                self._formatter = _chat_formatter(self._llama)
+
+    @property
+    def llama(self) -> Any:
+        """The underlying ``llama_cpp.Llama`` (for benchmarks and diagnostics)."""
+        self.load()
+        return self._llama
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.llama.n_ctx())
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(self, request: Request) -> Iterator[Chunk]:
+        """Yield the chunks of one request while holding the model's lock."""
+        self.load()
+        me = threading.get_ident()
+        if self._owner == me:
+            raise ModelError(
+                "this thread is still reading another reply from the same model: "
+                "finish or close() that stream before starting a new one"
+            )
+        with self._lock:
+            self._owner = me
+            try:
+                yield from self._generate_locked(request)
+            finally:
+                self._owner = None
+
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        llama = self._llama
+        try:
+            if request.messages is not None:
+                rendered = self._formatter(messages=[dict(m) for m in request.messages])
+                return list(
+                    llama.tokenize(
+                        rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+                    )
+                )
+            assert request.prompt is not None
+            return list(llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True))
+        except Exception as e:  # jinja2 template errors, tokenizer failures
+            raise ModelError(f"cannot build the prompt for {self.path.name}: {e}") from e
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = bytes(self._llama.detokenize([token]))
+        return piece
+
+    def _generate_locked(self, request: Request) -> Iterator[Chunk]:
+        import llama_cpp
+
+        llama = self._llama
+        tokens = self._prompt_tokens(request)
+        n_ctx = int(llama.n_ctx())
+        if len(tokens) >= n_ctx:
+            raise ModelError(
+                f"the prompt is {len(tokens)} tokens but the context window is {n_ctx}: shorten the "
+                "conversation or raise n_ctx (get_model(..., n_ctx=N), $CODELOOP_N_CTX or [model] n_ctx)"
+            )
+        budget = min(request.max_tokens, n_ctx - len(tokens))
+        llama.set_seed(request.seed if request.seed is not None else random.randrange(2**31))
+        ctx = llama.ctx
+        llama_cpp.llama_perf_context_reset(ctx)
+        vocab = llama._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(request.stop)
+        completion = 0
+        cached: int | None = None
+        finish = FinishReason.LENGTH
+        try:
+            for token in llama.generate(tokens, temp=request.temperature, **_SAMPLING):
+                if cached is None:
+                    perf = llama_cpp.llama_perf_context(ctx)
+                    cached = max(0, len(tokens) - int(perf.n_p_eval) - int(perf.n_eval))
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = FinishReason.STOP
+                    break
+                completion += 1
+                text = stops.feed(decoder.decode(self._piece(token)))
+                if text:
+                    yield Chunk(text=text)
+                if stops.stopped:
+                    finish = FinishReason.STOP
+                    break
+                if completion >= budget:
+                    break
+        except ModelError:
+            raise
+        except Exception as e:  # llama_decode failures surface as RuntimeError/ValueError
+            raise ModelError(f"llama.cpp failed while generating with {self.path.name}: {e}") from e
+        tail = "" if stops.stopped else stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+        if tail:
+            yield Chunk(text=tail)
+        yield Chunk(
+            finish_reason=finish,
+            usage=Usage(prompt_tokens=len(tokens), completion_tokens=completion, cached_tokens=cached or 0),
+        )
+
+
+def _load_llama(path: Path, settings: EmbeddedSettings) -> Any:
+    """Construct ``llama_cpp.Llama`` quietly, translating failures into ModelError."""
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        import llama_cpp
+        import llama_cpp.llama_cpp as lib
+    except ImportError as e:
+        raise ModelError(
+            "llama-cpp-python is not installed (it compiles on install, ~10 minutes on 2 cores): "
+            "pip install 'llama-cpp-python==0.3.36'"
+        ) from e
+    repack = settings.repack if settings.repack is not None else not cpu_has_amx()
+    kwargs: dict[str, Any] = {
+        "model_path": str(path),
+        "n_ctx": settings.n_ctx,
+        "n_threads": settings.n_threads,
+        "n_threads_batch": settings.n_threads,
+        "n_batch": settings.n_batch,
+        "n_ubatch": settings.n_batch,
+        "flash_attn": settings.flash_attn,
+        "verbose": False,
+    }
+    try:
+        with _load_lock, _model_params(lib, use_extra_bufts=repack):
+            return llama_cpp.Llama(**kwargs)
+    except Exception as e:  # llama-cpp-python raises ValueError/RuntimeError on bad files
+        raise ModelError(f"cannot load model {path}: {e} (is it a complete GGUF file?)") from e
+
+
+@contextlib.contextmanager
+def _model_params(lib: Any, *, use_extra_bufts: bool) -> Iterator[None]:
+    """Set llama.cpp model params that ``Llama()`` has no argument for, during one load.
+
+    ``use_extra_bufts`` off keeps weights out of the AMX buffer type, whose matmul crashes
+    with a segfault in this llama.cpp (ggml-org/llama.cpp#20824) on AMX CPUs.
+    """
+    if use_extra_bufts:
+        yield
+        return
+    original = lib.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    lib.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = original
+
+
+def _chat_formatter(llama: Any) -> Any:
+    """The GGUF's own chat template (ChatML when the file has none), as llama-cpp-python renders it."""
+    from llama_cpp import llama_chat_format
+
+    template = llama.metadata.get("tokenizer.chat_template") or _CHATML
+    model = llama._model
+    eos, bos = model.token_eos(), model.token_bos()
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos) if eos >= 0 else "",
+        bos_token=model.token_get_text(bos) if bos >= 0 else "",
+        stop_token_ids=[eos],
+    )

@@ -1,0 +1,139 @@
+"""``get_model``: turn a model name into a ready backend.
+
+Names: a bundled model (``qwen-coder-0.5b``, ``smollm2-135m``, ``qwen-coder-1.5b``) or one of
+their aliases, a user alias from ``[aliases]``, ``gguf:/path/model.gguf``, ``openai:MODEL``,
+``ollama:MODEL``, or any model name together with ``base_url`` (a generic OpenAI-compatible
+server). No name means the configured default, else the embedded Qwen2.5-Coder-0.5B.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from codeloop.config import load_config
+from codeloop.errors import ConfigError, ModelError
+from codeloop.llm.assemble import prepare
+from codeloop.llm.base import Model
+from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, find_bundled
+from codeloop.llm.settings import (
+    EmbeddedSettings,
+    RemoteSettings,
+    configured_aliases,
+    configured_default,
+    model_table,
+)
+
+__all__ = ["OLLAMA_BASE_URL", "default_model_name", "get_model", "resolve_name"]
+
+OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
+_PREFIXES = ("gguf:", "openai:", "ollama:")
+_MAX_ALIAS_HOPS = 10
+
+
+def default_model_name(config: dict[str, Any] | None = None) -> str:
+    """The model used when none is named: ``$CODELOOP_MODEL``, ``[model] default``, else the bundled default."""
+    return configured_default(config) or DEFAULT_MODEL
+
+
+def resolve_name(name: str, config: dict[str, Any] | None = None) -> str:
+    """Follow user and built-in aliases to a canonical name (a bundled name or a prefixed name)."""
+    aliases = configured_aliases(config)
+    seen: list[str] = []
+    current = name.strip()
+    if not current:
+        raise ConfigError("empty model name")
+    for _ in range(_MAX_ALIAS_HOPS):
+        if current.startswith(_PREFIXES):
+            return current
+        bundled = find_bundled(current)
+        if bundled is not None:
+            return bundled.name
+        target = aliases.get(current.lower())
+        if target is None:
+            return current  # unknown here; get_model decides (it may be a remote model id)
+        seen.append(current)
+        if target.strip().lower() in (s.lower() for s in seen):
+            raise ConfigError(f"alias loop in config.toml [aliases]: {' -> '.join([*seen, target])}")
+        current = target.strip()
+    raise ConfigError(f"alias chain too long from {name!r}: {' -> '.join(seen)}")
+
+
+def get_model(
+    name: str | None = None,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    **options: Any,
+) -> Model:
+    """A ready model for ``name`` (see the module doc); ``options`` tune the backend.
+
+    Embedded options: ``n_ctx``, ``n_threads``, ``n_batch``, ``flash_attn``, ``repack``.
+    Server options: ``connect_timeout``, ``read_timeout``, ``max_retries``.
+    Raises :class:`ConfigError` for an unknown name or bad option, :class:`ModelError` when
+    the backend cannot be set up (missing model file, missing packages).
+    """
+    config = load_config()
+    # Keys: OPENAI_API_KEY goes only to openai: models, never to an arbitrary --base-url server.
+    config_key = model_table(config).get("api_key") or None
+    if name is None and base_url is not None:
+        return _remote(None, base_url, api_key or config_key, options, config, prefix="openai")
+    resolved = resolve_name(name if name is not None else default_model_name(config), config)
+    if resolved.startswith("gguf:"):
+        path = Path(resolved[len("gguf:") :]).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        return _embedded(path, f"gguf:{path}", options, config)
+    if resolved.startswith("openai:"):
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or model_table(config).get("base_url") or None
+        key = api_key or os.environ.get("OPENAI_API_KEY") or config_key
+        return _remote(resolved[len("openai:") :], url, key, options, config, prefix="openai")
+    if resolved.startswith("ollama:"):
+        url = base_url or model_table(config).get("ollama_base_url") or OLLAMA_BASE_URL
+        return _remote(resolved[len("ollama:") :], url, api_key or "ollama", options, config, prefix="ollama")
+    bundled = find_bundled(resolved)
+    if bundled is not None:
+        if base_url is not None:
+            raise ConfigError(
+                f"{bundled.name} is an embedded model: drop --base-url, or name the server's model "
+                "(e.g. --model openai:NAME --base-url URL)"
+            )
+        return _embedded(prepare(bundled), bundled.name, options, config)
+    if base_url is not None:
+        return _remote(resolved, base_url, api_key or config_key, options, config, prefix="openai")
+    known = ", ".join(m.name for m in BUNDLED)
+    raise ConfigError(
+        f"unknown model {resolved!r}: use one of {known}, an alias from config.toml [aliases], "
+        "gguf:/path/model.gguf, openai:MODEL, ollama:MODEL, or give --base-url for another server"
+    )
+
+
+def _embedded(path: Path, name: str, options: dict[str, Any], config: dict[str, Any]) -> Model:
+    from codeloop.llm.embedded import EmbeddedModel
+
+    settings = EmbeddedSettings.resolve(config, **options)
+    return EmbeddedModel(path, name=name, settings=settings)
+
+
+def _remote(
+    model: str | None,
+    base_url: str | None,
+    api_key: str | None,
+    options: dict[str, Any],
+    config: dict[str, Any],
+    *,
+    prefix: str,
+) -> Model:
+    from codeloop.llm.openai_backend import OPENAI_BASE_URL, OpenAIModel
+
+    if model is not None and not model.strip():
+        raise ConfigError(f"{prefix}: needs a model name, e.g. {prefix}:gpt-4o-mini")
+    settings = RemoteSettings.resolve(config, **options)
+    return OpenAIModel(
+        model,
+        base_url=base_url or OPENAI_BASE_URL,
+        api_key=api_key,
+        settings=settings,
+        name=f"{prefix}:{model}" if model else f"{prefix}:?",
+    )
