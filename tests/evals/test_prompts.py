@@ -1,0 +1,70 @@
+"""Prompts and turning replies into completions: ChatML prefill, chat blocks, demo code removal."""
+
+from __future__ import annotations
+
+from codeloop.evals.problems import Problem
+from codeloop.evals.prompts import Conversation, PromptStyle, extract_block, sanitize
+
+
+def test_chatml_prompt_prefills_the_function(problems: dict[str, Problem]) -> None:
+    problem = problems["HumanEval/2"]
+    text = Conversation.start(problem, PromptStyle.CHATML).chatml_prompt()
+    assert text.startswith("<|im_start|>system\n")
+    assert text.endswith("<|im_start|>assistant\n```python\n" + problem.prompt)
+    assert text.count("<|im_start|>") == 3
+
+
+def test_retry_keeps_only_the_latest_round(problems: dict[str, Problem]) -> None:
+    problem = problems["HumanEval/2"]
+    conv = Conversation.start(problem, PromptStyle.CHATML)
+    conv.retry("    return 1\n", "first feedback")
+    conv.retry("    return 2\n", "second feedback")
+    roles = [role for role, _ in conv.turns]
+    assert roles == ["user", "assistant", "user"]
+    assert "return 2" in conv.turns[1][1] and "return 1" not in conv.chatml_prompt()
+    assert "second feedback" in conv.turns[2][1] and "first feedback" not in conv.chatml_prompt()
+    assert [m["role"] for m in conv.messages()] == ["system", "user", "assistant", "user"]
+
+
+def test_chatml_reply_becomes_the_body(problems: dict[str, Problem]) -> None:
+    problem = problems["HumanEval/2"]
+    conv = Conversation.start(problem, PromptStyle.CHATML)
+    reply = "    return number % 1.0\n\n\nprint(truncate_number(3.5))\nassert truncate_number(1.5) == 0.5\n```\nDone."
+    completion = conv.completion_from_reply(reply)
+    assert completion == "    return number % 1.0\n\n\n"
+    namespace: dict[str, object] = {}
+    exec(problem.prompt + completion, namespace)
+
+
+def test_chat_reply_keeps_helpers_and_constants(problems: dict[str, Problem]) -> None:
+    problem = problems["HumanEval/2"]
+    conv = Conversation.start(problem, PromptStyle.CHAT)
+    reply = (
+        "Here you go:\n```python\nSCALE = 1.0\n\ndef helper(x):\n    return x % SCALE\n\n"
+        "def truncate_number(number: float) -> float:\n    return helper(number)\n\n"
+        "if __name__ == '__main__':\n    print(truncate_number(2.5))\n```\nIt works."
+    )
+    completion = conv.completion_from_reply(reply)
+    assert "SCALE = 1.0" in completion and "def helper" in completion and "__main__" not in completion
+    namespace: dict[str, object] = {}
+    exec(problem.prompt + completion, namespace)
+    assert namespace["truncate_number"](3.25) == 0.25  # type: ignore[operator]
+
+
+def test_extract_block_variants() -> None:
+    assert extract_block("a\n```python\nx = 1\n```\nb") == "x = 1"
+    assert extract_block("```py\ny = 2\n") == "y = 2\n"
+    assert extract_block("no fence") == "no fence"
+
+
+def test_sanitize_leaves_broken_code_alone() -> None:
+    broken = "def f(:\n    pass\nprint(1)\n"
+    assert sanitize(broken, "f") == broken
+
+
+def test_sanitize_drops_only_demo_statements() -> None:
+    source = (
+        "import math\nLIMIT = 3\ndef f(x):\n    return x\nresult = f(2)\nprint(result)\n"
+        "for i in range(2):\n    f(i)\nassert f(1) == 1\nclass K:\n    pass\n"
+    )
+    assert sanitize(source, "f") == "import math\nLIMIT = 3\ndef f(x):\n    return x\nclass K:\n    pass\n"
