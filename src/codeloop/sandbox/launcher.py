@@ -29,6 +29,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # jail: the isolation layers (codeloop.sandbox.jail)
+    from codeloop.sandbox.jail.jailer import WorkerJail
 
 __all__ = [
     "REPLY_FD",
@@ -63,6 +67,10 @@ class LaunchSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     #: refuse to start unless every layer is active (checked by the session, not here)
     strict: bool = False
+    #: jail: layers that must be active, else build_launch raises SandboxUnavailable
+    require: tuple[str, ...] = ()
+    #: jail: False starts the plain worker with no jail layers (benchmarks, debugging)
+    jail: bool = True
 
     def profile(self) -> tuple[object, ...]:
         """Everything but the session directory: workers with equal profiles are interchangeable."""
@@ -74,6 +82,8 @@ class LaunchSpec:
             self.network,
             tuple(sorted(self.env.items())),
             self.strict,
+            self.require,
+            self.jail,
         )
 
 
@@ -91,6 +101,9 @@ class Launch:
     isolation: dict[str, bool]
     #: one line per inactive layer saying why it is off
     notes: list[str]
+    #: jail: the host-side jail of this worker; ``jail.close()`` once the worker is gone kills what
+    #: it left (cgroup, session uid) and frees its resources; ``jail.oom_killed()`` tells OOM kills
+    jail: WorkerJail | None = None
 
 
 def clean_environment(spec: LaunchSpec) -> dict[str, str]:
@@ -110,7 +123,21 @@ def clean_environment(spec: LaunchSpec) -> dict[str, str]:
 
 
 def build_launch(spec: LaunchSpec) -> Launch:
-    """The plain launch: a separate process group and a clean environment, no jail layers yet."""
+    """The launch of one worker: the plain launch below wrapped in every jail layer the host allows.
+
+    Raises SandboxUnavailable when a layer named in ``spec.require`` cannot be applied here.
+    """
+    plain = _plain_launch(spec)
+    if not spec.jail:
+        return plain
+    # jail: isolation layers (codeloop.sandbox.jail); imported here, it imports this module
+    from codeloop.sandbox.jail.launch import jail_launch
+
+    return jail_launch(spec, plain, spec.require)
+
+
+def _plain_launch(spec: LaunchSpec) -> Launch:
+    """The plain launch: a separate process group and a clean environment, no jail layers."""
     argv = [spec.python, "-I", "-B", str(spec.worker), str(spec.session_dir)]
     isolation = dict.fromkeys(LAYERS, False)
     isolation["process"] = True
