@@ -9,6 +9,7 @@ from __future__ import annotations
 from codeloop.agent.chat import Conversation
 from codeloop.agent.events import (
     AgentEvent,
+    CellOutput,
     CellStart,
     EventHandler,
     Finished,
@@ -28,6 +29,7 @@ __all__ = [
     "AgentEvent",
     "AgentResult",
     "CellOutcome",
+    "CellOutput",
     "CellStart",
     "CodeBlock",
     "Conversation",

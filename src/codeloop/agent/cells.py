@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from codeloop.agent.result import CellOutcome, Figure
@@ -16,9 +17,11 @@ __all__ = ["SessionLike", "last_assigned_name", "outcome_from_run"]
 
 
 class SessionLike(Protocol):
-    """What the loop needs from a sandbox session: run code, keep state, close."""
+    """What the loop needs from a sandbox session: run code (streaming its output), keep state, close."""
 
-    def run(self, code: str, timeout: float | None = None) -> Any: ...
+    def run(
+        self, code: str, *, timeout: float | None = None, on_output: Callable[[str, str], None] | None = None
+    ) -> Any: ...
 
     def close(self) -> None: ...
 

@@ -13,6 +13,7 @@ from codeloop.agent.result import AgentResult, Step
 
 __all__ = [
     "AgentEvent",
+    "CellOutput",
     "CellStart",
     "EventHandler",
     "Finished",
@@ -47,6 +48,14 @@ class CellStart:
 
 
 @dataclass(frozen=True)
+class CellOutput:
+    """Output of the running cell as it arrives; ``stream`` is "stdout" or "stderr"."""
+
+    stream: str
+    text: str
+
+
+@dataclass(frozen=True)
 class StepDone:
     """A step is complete: the reply and, if it held code, the cell's outcome and observation."""
 
@@ -67,7 +76,7 @@ class Finished:
     result: AgentResult
 
 
-AgentEvent = ModelStart | ModelText | CellStart | StepDone | Notice | Finished
+AgentEvent = ModelStart | ModelText | CellStart | CellOutput | StepDone | Notice | Finished
 EventHandler = Callable[[AgentEvent], None]
 
 

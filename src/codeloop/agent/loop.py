@@ -14,6 +14,7 @@ from types import TracebackType
 from codeloop.agent.cells import SessionLike, last_assigned_name, outcome_from_run
 from codeloop.agent.events import (
     AgentEvent,
+    CellOutput,
     CellStart,
     EventHandler,
     Finished,
@@ -85,6 +86,17 @@ class Agent:
         if self.on_event is not None:
             self.on_event(event)
 
+    def recover_from_interrupt(self) -> None:
+        """After Ctrl-C stopped a cell mid-run: restart the worker (files kept) or drop the session."""
+        restart = getattr(self._sandbox, "restart", None)
+        if callable(restart):
+            try:
+                restart()
+                return
+            except SandboxError:
+                pass
+        self.reset()
+
     def reset(self) -> None:
         """Forget the session's state: the next run starts in a fresh sandbox (if this agent made it)."""
         if self._owns_sandbox and self._sandbox is not None:
@@ -132,6 +144,7 @@ class _Run:
         self.messages = agent.initial_messages(task, history)
         self.evidence: str | None = None
         self.cells = 0
+        self.in_cell = False
 
     def execute(self) -> AgentResult:
         try:
@@ -142,8 +155,12 @@ class _Run:
             self.result.status, self.result.error = RunStatus.ABORTED, f"sandbox error: {e}"
         except KeyboardInterrupt:
             self.result.status, self.result.error = RunStatus.INTERRUPTED, "interrupted by the user"
-            # A cell may have been cut off mid-protocol: start the next run in a fresh session.
-            self.agent.reset()
+            if self.in_cell:
+                # The worker may still be running the cell: its state cannot be trusted any more.
+                self.agent.recover_from_interrupt()
+                self.agent.emit(
+                    Notice("the cell was stopped; the sandbox restarted and its variables are gone")
+                )
         finally:
             self.result.timings.total_s = time.monotonic() - self.started
         self.result.evidence = self.evidence
@@ -246,8 +263,10 @@ class _Run:
         sandbox = self.agent.sandbox
         timeout = max(0.5, min(self.limits.cell_timeout, self.deadline - time.monotonic()))
         t0 = time.monotonic()
+        self.in_cell = True
         try:
-            outcome, figures = outcome_from_run(sandbox.run(code, timeout=timeout))
+            live = None if quiet else (lambda stream, text: self.agent.emit(CellOutput(stream, text)))
+            outcome, figures = outcome_from_run(sandbox.run(code, timeout=timeout, on_output=live))
             if self.strategy.probe_value and outcome.ok and evidence_of(outcome) is None:
                 name = last_assigned_name(code)
                 if name is not None:
@@ -256,6 +275,7 @@ class _Run:
                         outcome.probed_name, outcome.probed_value = name, probe.value
         finally:
             self.result.timings.sandbox_s += time.monotonic() - t0
+        self.in_cell = False  # only on a normal return: an interrupt leaves it set for recovery
         self.cells += 1
         return outcome, figures
 

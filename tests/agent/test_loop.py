@@ -1,0 +1,224 @@
+"""The loop's logic with a scripted model and the real sandbox: parsing, limits, repair, aborts, aids."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from codeloop.agent import (
+    Agent,
+    AgentEvent,
+    CellOutput,
+    Conversation,
+    Finished,
+    Limits,
+    ModelText,
+    RunStatus,
+    StepDone,
+    Strategy,
+)
+from codeloop.agent.prompts import NUDGE_WRITE_CODE
+from codeloop.errors import ConfigError, ModelError
+from codeloop.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from conftest import FakeModel
+
+
+def code(src: str) -> str:
+    return f"```python\n{src}\n```"
+
+
+def test_code_runs_and_the_model_answers(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print(6 * 7)"), "The answer is 42.")
+    events: list[AgentEvent] = []
+    result = Agent(model, sandbox=sandbox, on_event=events.append).run("What is 6 times 7?")
+    assert result.ok and result.answer == "The answer is 42." and result.answer_source == "model"
+    assert [s.code for s in result.steps] == ["print(6 * 7)", None]
+    assert result.steps[0].outcome is not None and result.steps[0].outcome.stdout == "42\n"
+    # The second call saw the output as data, after the few-shot turns and the task.
+    last = model.calls[1]["messages"][-1]
+    assert last["role"] == "user" and "```text\n42\n```" in last["content"]
+    assert model.calls[1]["messages"][-3]["content"] == "What is 6 times 7?"
+    assert result.usage.calls == 2 and result.usage.completion_tokens > 0
+    assert result.timings.total_s >= result.timings.model_s
+    assert "".join(e.text for e in events if isinstance(e, ModelText)).startswith("```python")
+    assert [type(e) for e in events][-1] is Finished
+    assert sum(isinstance(e, StepDone) for e in events) == 2
+
+
+def test_generation_stops_after_the_closing_fence(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    invented = code("print(2 + 2)") + "\nOutput:\n```\n5\n```\nThe answer is 5."
+    model = fake_model(invented, "It is 4.")
+    result = Agent(model, sandbox=sandbox).run("2 + 2?")
+    assert model.calls[0]["closed_early"]
+    assert "Output" not in model.calls[0]["sent"]
+    assert result.steps[0].model_text == code("print(2 + 2)")
+    assert result.answer == "It is 4."
+
+
+def test_errors_go_back_to_the_model_for_repair(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print(undefined_name)"), code("x = 3\nprint(x)"), "x is 3.")
+    result = Agent(model, sandbox=sandbox).run("Print x")
+    assert result.ok and result.answer == "x is 3."
+    first = result.steps[0].outcome
+    assert first is not None and first.status == "error" and first.error is not None
+    assert first.error["ename"] == "NameError"
+    repair_prompt = model.calls[1]["messages"][-1]["content"]
+    assert "NameError" in repair_prompt and "corrected program" in repair_prompt
+
+
+def test_step_limit(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(*[code(f"raise ValueError({i})") for i in range(4)])
+    result = Agent(model, sandbox=sandbox, limits=Limits(max_steps=3)).run("fail forever")
+    assert result.status is RunStatus.MAX_STEPS and not result.ok and result.answer is None
+    assert [s.outcome is not None for s in result.steps] == [True, True, True, False]
+
+
+def test_token_limit(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print(1)"), code("print(2)"), chunk=1)
+    result = Agent(model, sandbox=sandbox, limits=Limits(max_tokens=20)).run("count")
+    assert result.status is RunStatus.MAX_TOKENS
+    assert result.usage.completion_tokens >= 20
+    assert model.calls[0]["max_tokens"] == 20
+
+
+def test_wall_time_limit_bounds_the_cell(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("import time\ntime.sleep(30)"), "never asked")
+    start = time.monotonic()
+    result = Agent(model, sandbox=sandbox, limits=Limits(max_seconds=1.5)).run("sleep")
+    assert time.monotonic() - start < 6
+    assert result.status is RunStatus.TIMEOUT
+    assert result.steps[0].outcome is not None and result.steps[0].outcome.status == "timeout"
+
+
+def test_model_failure_aborts_and_keeps_the_steps(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print(1)"), ModelError("server at http://127.0.0.1:9 refused the connection"))
+    result = Agent(model, sandbox=sandbox).run("x")
+    assert result.status is RunStatus.ABORTED and not result.ok
+    assert result.error == "model error: server at http://127.0.0.1:9 refused the connection"
+    assert len(result.steps) == 1
+
+
+def test_sandbox_failure_aborts(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    sandbox.close()
+    result = Agent(fake_model(code("print(1)")), sandbox=sandbox).run("x")
+    assert result.status is RunStatus.ABORTED
+    assert result.error is not None and result.error.startswith("sandbox error:")
+
+
+def test_empty_task_is_a_clear_error(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        Agent(fake_model(), sandbox=sandbox).run("   ")
+
+
+def test_guess_without_code_gets_one_nudge(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model("It is 5.", code("print(2 + 2)"), "It is 4.")
+    result = Agent(model, sandbox=sandbox).run("2 + 2?")
+    assert result.steps[0].observation == NUDGE_WRITE_CODE
+    assert result.answer == "It is 4."
+    plain = Agent(fake_model("It is 5."), sandbox=sandbox, strategy=Strategy(require_code=False)).run(
+        "2 + 2?"
+    )
+    assert plain.ok and plain.answer == "It is 5." and plain.evidence is None
+
+
+def test_last_expression_value_is_evidence(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("6 * 7"), "The product is 42.")
+    result = Agent(model, sandbox=sandbox).run("6*7?")
+    assert "Value of the last expression" in model.calls[1]["messages"][-1]["content"]
+    assert result.evidence == "42"
+
+
+def test_silent_assignment_is_read_back(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("result = sum(range(101))"), "The sum is 5050.")
+    result = Agent(model, sandbox=sandbox).run("Sum 0..100")
+    outcome = result.steps[0].outcome
+    assert outcome is not None and (outcome.probed_name, outcome.probed_value) == ("result", "5050")
+    assert "Value of `result`" in model.calls[1]["messages"][-1]["content"]
+    assert result.answer == "The sum is 5050."
+
+
+def test_contradicting_prose_is_replaced_by_the_output(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    script = (code("print(sum(range(1, 101)))"), "The sum of 1 to 100 is 5000.")
+    result = Agent(fake_model(*script), sandbox=sandbox).run("Sum of 1 to 100?")
+    assert (result.answer, result.answer_source) == ("5050", "output")
+    naive = Agent(fake_model(*script), sandbox=sandbox, strategy=Strategy.baseline()).run("Sum of 1 to 100?")
+    assert naive.answer == "The sum of 1 to 100 is 5000."
+
+
+def test_rerunning_the_same_output_ends_the_loop(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print(7)"), code("print(7)"), "never asked")
+    result = Agent(model, sandbox=sandbox).run("seven")
+    assert (result.status, result.answer, result.answer_source) == (RunStatus.ANSWERED, "7", "output")
+    assert len(model.calls) == 2
+
+
+def test_self_consistency_vote_keeps_the_majority(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(
+        code("x = 1\nprint(x)"), code("x = 2\nprint(x)"), code("x = 2.0\nprint(int(x))"), "x is 2."
+    )
+    result = Agent(model, sandbox=sandbox, strategy=Strategy(votes=3, seed=10)).run("x?")
+    step = result.steps[0]
+    assert (step.code, step.candidates, step.agreement) == ("x = 2\nprint(x)", 3, 2)
+    assert [c["temperature"] for c in model.calls[:3]] == [0.0, 0.7, 0.7]
+    assert [c["seed"] for c in model.calls[:3]] == [None, 11, 12]
+    assert result.answer == "x is 2."
+    # The session holds the winner's state, not the last candidate's.
+    assert sandbox.run("x").value == "2"
+
+
+def test_live_output_events(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    events: list[AgentEvent] = []
+    model = fake_model(code("for i in range(3):\n    print(i, flush=True)"), "Printed 0 to 2.")
+    Agent(model, sandbox=sandbox, on_event=events.append).run("count")
+    assert "".join(e.text for e in events if isinstance(e, CellOutput)) == "0\n1\n2\n"
+
+
+def test_conversation_keeps_state_and_context(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("x = 5\nprint(x)"), "x is 5.", code("print(x * 2)"), "Twice x is 10.")
+    chat = Conversation(Agent(model, sandbox=sandbox))
+    chat.send("set x to 5")
+    second = chat.send("double it")
+    assert second.answer == "Twice x is 10."
+    contents = [m["content"] for m in model.calls[2]["messages"]]
+    assert "set x to 5" in contents and "x is 5." in contents
+    chat.reset()
+    assert chat.turns == []
+
+
+def test_ctrl_c_during_generation_keeps_the_session(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    sandbox.run("kept = 1")
+    result = Agent(fake_model(KeyboardInterrupt()), sandbox=sandbox).run("x")
+    assert result.status is RunStatus.INTERRUPTED
+    assert sandbox.run("kept").value == "1"
+
+
+def test_ctrl_c_during_a_cell_restarts_the_worker(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    sandbox.run("kept = 1")
+    model = fake_model(code("import time\ntime.sleep(20)"))
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    try:
+        result = Agent(model, sandbox=sandbox).run("sleep")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 10
+    assert result.status is RunStatus.INTERRUPTED
+    after = sandbox.run("kept")
+    assert after.status == "error" and after.error is not None and after.error.ename == "NameError"
+    assert sandbox.run("print('fine')").stdout == "fine\n"
+
+
+def test_agent_creates_and_closes_its_own_sandbox(fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print(1)"), "One.")
+    with Agent(model) as agent:
+        assert agent.run("one").ok
+        made = agent.sandbox
+    assert getattr(made, "closed", False)
