@@ -125,15 +125,17 @@ def clean_environment(spec: LaunchSpec) -> dict[str, str]:
 def build_launch(spec: LaunchSpec) -> Launch:
     """The launch of one worker: the plain launch below wrapped in every jail layer the host allows.
 
-    Raises SandboxUnavailable when a layer named in ``spec.require`` cannot be applied here.
+    Raises SandboxUnavailable when a layer named in ``spec.require`` (every layer, with
+    ``spec.strict``; all but ``no_network`` when the network is on) cannot be applied here.
     """
+    # jail: isolation layers (codeloop.sandbox.jail); imported here, it imports this module
+    from codeloop.sandbox.jail.launch import jail_launch, require_layers, required_layers
+
     plain = _plain_launch(spec)
     if not spec.jail:
+        require_layers(plain.isolation, plain.notes, required_layers(spec, plain.isolation))
         return plain
-    # jail: isolation layers (codeloop.sandbox.jail); imported here, it imports this module
-    from codeloop.sandbox.jail.launch import jail_launch
-
-    return jail_launch(spec, plain, spec.require)
+    return jail_launch(spec, plain)
 
 
 def _plain_launch(spec: LaunchSpec) -> Launch:

@@ -1,0 +1,147 @@
+"""Pre-started workers, so a new session answers in milliseconds instead of an interpreter start.
+
+Workers are interchangeable only when their launch profile (interpreter, limits, env, session
+root) is equal, so the pool is keyed by it. Taking a worker spawns its replacement at once; the
+new process boots in the background while the taker runs. Pooled workers are stopped at
+interpreter exit, and a forked child forgets (but never signals) its parent's workers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from codeloop.errors import SandboxError
+from codeloop.sandbox.launcher import Launch, LaunchSpec, build_launch
+from codeloop.sandbox.process import WorkerProcess
+from codeloop.sandbox.spawn import spawn_worker
+
+__all__ = ["POOL", "StartedWorker", "WorkerPool", "new_session_dir", "remove_tree", "start_worker"]
+
+
+@dataclass
+class StartedWorker:
+    """A worker with its launch and the session directory it owns."""
+
+    proc: WorkerProcess
+    session_dir: Path
+    launch: Launch
+
+
+def new_session_dir(root: Path | None) -> Path:
+    """A fresh private directory for one session."""
+    return Path(tempfile.mkdtemp(prefix="codeloop-", dir=root))
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a session directory even if a cell made parts of it read-only; never follows links."""
+
+    def make_writable_and_retry(func: object, failed: str, _exc: object) -> None:
+        try:
+            os.chmod(os.path.dirname(failed) or ".", 0o700)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+            func(failed)  # type: ignore[operator]
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+def start_worker(template: LaunchSpec, session_dir: Path) -> StartedWorker:
+    """Build the launch for ``session_dir`` and spawn the worker."""
+    launch = build_launch(dataclasses.replace(template, session_dir=session_dir))
+    return StartedWorker(spawn_worker(launch), session_dir, launch)
+
+
+class WorkerPool:
+    """Idle workers by profile; at most ``per_profile`` each and ``max_profiles`` profiles."""
+
+    def __init__(self, per_profile: int = 1, max_profiles: int = 4, stop_grace: float = 0.1) -> None:
+        self.per_profile = per_profile
+        self.max_profiles = max_profiles
+        self.stop_grace = stop_grace
+        self._idle: OrderedDict[tuple[object, ...], deque[StartedWorker]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(template: LaunchSpec, root: Path | None) -> tuple[object, ...]:
+        return (*template.profile(), str(root))
+
+    def take(self, template: LaunchSpec, root: Path | None) -> StartedWorker | None:
+        """A live idle worker for this profile, or None."""
+        key = self._key(template, root)
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                worker = idle.popleft() if idle else None
+            if worker is None:
+                return None
+            if not worker.proc.exited():
+                return worker
+            self._discard(worker)  # died while idle (killed from outside): try the next one
+
+    def refill(self, template: LaunchSpec, root: Path | None) -> None:
+        """Top the profile up to ``per_profile`` idle workers (spawning is cheap; booting is async)."""
+        key = self._key(template, root)
+        evicted: list[StartedWorker] = []
+        with self._lock:
+            idle = self._idle.setdefault(key, deque())
+            self._idle.move_to_end(key)
+            missing = self.per_profile - len(idle)
+            while len(self._idle) > self.max_profiles:
+                _, old = self._idle.popitem(last=False)
+                evicted.extend(old)
+        for worker in evicted:
+            self._discard(worker)
+        for _ in range(missing):
+            session_dir = new_session_dir(root)
+            try:
+                worker = start_worker(template, session_dir)
+            except SandboxError:
+                remove_tree(session_dir)
+                return  # the caller's own spawn reports the problem
+            with self._lock:
+                self._idle.setdefault(key, deque()).append(worker)
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return sum(len(q) for q in self._idle.values())
+
+    def idle_pids(self) -> list[int]:
+        with self._lock:
+            return [w.proc.pid for q in self._idle.values() for w in q]
+
+    def _discard(self, worker: StartedWorker) -> None:
+        worker.proc.stop(self.stop_grace)
+        worker.proc.close()
+        remove_tree(worker.session_dir)
+
+    def shutdown(self) -> None:
+        """Stop every idle worker and remove its directory (at exit, or on demand)."""
+        with self._lock:
+            workers = [w for q in self._idle.values() for w in q]
+            self._idle.clear()
+        for worker in workers:
+            if worker.proc.owner_pid == os.getpid():
+                self._discard(worker)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's workers without signalling them or deleting dirs."""
+        for queue in self._idle.values():
+            for worker in queue:
+                worker.proc.close()
+        self._idle.clear()
+        self._lock = threading.Lock()
+
+
+POOL = WorkerPool()
+atexit.register(POOL.shutdown)
+os.register_at_fork(after_in_child=POOL.forget_after_fork)

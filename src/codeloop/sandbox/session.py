@@ -1,0 +1,403 @@
+"""The stateful sandbox session: one persistent worker process, one lock, restart on failure.
+
+``Sandbox`` implements DESIGN.md section 2. Each ``run`` sends one framed request and waits for
+the reply under a host-side deadline; a timeout, crash, memory kill or output flood stops the
+worker's whole process group and starts a fresh worker in the same directory, and the result says
+plainly that the interpreter state was lost.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from codeloop.config import user_dir
+from codeloop.errors import ConfigError, SandboxError
+from codeloop.sandbox.exchange import Ending, Outcome, exchange
+from codeloop.sandbox.jail.policy import check_layer_names
+from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
+from codeloop.sandbox.output import BoundedOutput
+from codeloop.sandbox.pool import POOL, StartedWorker, new_session_dir, remove_tree, start_worker
+from codeloop.sandbox.process import WorkerProcess
+from codeloop.sandbox.protocol import ProtocolError, encode_frame
+from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
+
+__all__ = ["Sandbox"]
+
+#: what ``strict=True`` requires (DESIGN.md section 5): without these the session refuses to start
+STRICT_LAYERS = ("process", "clean_env", "rlimits", "namespaces", "landlock", "seccomp")
+
+STATE_LOST = (
+    "the sandbox restarted: variables, imports and definitions from earlier cells are gone "
+    "(files in the session directory are kept)"
+)
+
+
+class _Resources:
+    """What must be released even if the Sandbox is never closed (used by the finalizer)."""
+
+    def __init__(self, worker: StartedWorker) -> None:
+        self.proc: WorkerProcess | None = worker.proc
+        self.session_dir = worker.session_dir
+        self.owner_pid = os.getpid()
+
+    def release(self, grace: float) -> None:
+        if os.getpid() != self.owner_pid:  # a forked child must not kill or delete its parent's session
+            return
+        if self.proc is not None:
+            self.proc.stop(grace)
+            self.proc.close()
+            self.proc = None
+        remove_tree(self.session_dir)
+
+
+def _strict_layers(network: bool) -> tuple[str, ...]:
+    return STRICT_LAYERS if network else (*STRICT_LAYERS, "no_network")
+
+
+def _clean(text: Any) -> str:
+    """A str safe to print and encode (lone surrogates from the worker become '?')."""
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number, not {value!r}")
+
+
+class Sandbox:
+    """A stateful Python session in its own worker process (see DESIGN.md section 2).
+
+    Thread-safe: calls on one session are serialised by its lock; many sessions run in parallel.
+    """
+
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        memory_mb: int | None = 1024,
+        network: bool = False,
+        *,
+        cpu_seconds: int | None = None,
+        max_output: int = 1 << 20,
+        output_hard_limit: int | None = None,
+        max_repr: int = 20_000,
+        max_figures: int = 20,
+        max_files: int = 200,
+        env: Mapping[str, str] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        python: str | None = None,
+        prestart: bool = True,
+        strict: bool = False,
+        stop_grace: float = 0.25,
+        require: Iterable[str] = (),
+        jail: bool = True,
+    ) -> None:
+        _positive("timeout", timeout)
+        _positive("memory_mb", memory_mb, allow_none=True)
+        _positive("cpu_seconds", cpu_seconds, allow_none=True)
+        _positive("stop_grace", stop_grace)
+        for name, value in (("max_repr", max_repr), ("max_figures", max_figures), ("max_files", max_files)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, not {value!r}")
+        if isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 64:
+            raise ConfigError(f"max_output must be an integer of at least 64 bytes, not {max_output!r}")
+        hard = output_hard_limit if output_hard_limit is not None else max(64 * max_output, 64 << 20)
+        if not isinstance(hard, int) or hard < max_output:
+            raise ConfigError(f"output_hard_limit must be an integer >= max_output, not {hard!r}")
+        interpreter = python or sys.executable
+        if not interpreter or not os.access(interpreter, os.X_OK):
+            raise ConfigError(f"no usable Python interpreter for the sandbox: {interpreter!r}")
+        self.timeout = float(timeout)
+        self.max_output = max_output
+        self.output_hard_limit = hard
+        self.max_repr = max_repr
+        self.max_figures = max_figures
+        self.max_files = max_files
+        self.stop_grace = float(stop_grace)
+        self._root = Path(root) if root is not None else None
+        if self._root is not None and not self._root.is_dir():
+            raise ConfigError(f"sandbox root {self._root} is not a directory")
+        self._template = LaunchSpec(
+            python=interpreter,
+            worker=WORKER_SCRIPT,
+            session_dir=Path(),
+            memory_mb=memory_mb,
+            cpu_seconds=cpu_seconds,
+            network=network,
+            env=self._worker_env(env),
+            strict=strict,
+            # jail: layers that must be active (else SandboxUnavailable); jail=False: no layers at all
+            require=tuple(check_layer_names([*require, *(_strict_layers(network) if strict else ())])),
+            jail=bool(jail),
+        )
+        worker = POOL.take(self._template, self._root) if prestart else None
+        if worker is None:
+            session_dir = new_session_dir(self._root)
+            try:
+                worker = start_worker(self._template, session_dir)
+            except SandboxError:
+                remove_tree(session_dir)
+                raise
+        if prestart:
+            POOL.refill(self._template, self._root)
+        self._launch = worker.launch
+        self._res = _Resources(worker)
+        self._finalizer = weakref.finalize(self, _Resources.release, self._res, 0.05)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._cell = 0
+        self._pending_notes: list[str] = []
+
+    @staticmethod
+    def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+        cache = user_dir() / "cache" / "matplotlib"
+        cache.mkdir(parents=True, exist_ok=True)
+        env = {"MPLCONFIGDIR": str(cache)}
+        for key, value in (extra or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
+                raise ConfigError(f"sandbox env entries must be str -> str without '=' in names: {key!r}")
+            env[key] = value
+        return env
+
+    # --- public properties ---------------------------------------------------------------------
+
+    @property
+    def workdir(self) -> Path:
+        """The session's working directory (removed by ``close``)."""
+        return self._res.session_dir
+
+    @property
+    def isolation(self) -> dict[str, bool]:
+        """Which isolation layers are active for this session's worker."""
+        return dict(self._launch.isolation)
+
+    @property
+    def isolation_notes(self) -> list[str]:
+        """Why each inactive layer is off."""
+        return list(self._launch.notes)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid (also its process group id), or None once closed."""
+        proc = self._res.proc
+        return proc.pid if proc is not None else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- running -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        on_output: Callable[[str, str], None] | None = None,
+    ) -> RunResult:
+        """Run one cell; ``on_output(stream, text)`` gets output while it runs."""
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, not {type(code).__name__}")
+        _positive("timeout", timeout, allow_none=True)
+        limit = self.timeout if timeout is None else float(timeout)
+        with self._lock:
+            if self._closed:
+                raise SandboxError("this sandbox session is closed")
+            if self._res.owner_pid != os.getpid():
+                raise SandboxError("this sandbox session belongs to the process that created it (used after fork)")
+            return self._run_locked(code, limit, on_output)
+
+    def stream(self, code: str, *, timeout: float | None = None) -> Iterator[OutputChunk | RunResult]:
+        """Yield ``OutputChunk(stream, text)`` while the cell runs, then its ``RunResult``."""
+        items: queue.SimpleQueue[OutputChunk | RunResult | BaseException] = queue.SimpleQueue()
+
+        def work() -> None:
+            try:
+                items.put(self.run(code, timeout=timeout, on_output=lambda s, t: items.put(OutputChunk(s, t))))
+            except BaseException as e:
+                items.put(e)
+
+        threading.Thread(target=work, name="codeloop-sandbox-stream", daemon=True).start()
+        while True:
+            item = items.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, RunResult):
+                return
+
+    def restart(self) -> None:
+        """Throw the interpreter state away and start a fresh worker (files are kept)."""
+        with self._lock:
+            if self._closed:
+                raise SandboxError("this sandbox session is closed")
+            self._replace_worker()
+
+    def _run_locked(self, code: str, limit: float, on_output: Callable[[str, str], None] | None) -> RunResult:
+        start = time.monotonic()
+        notes, self._pending_notes = self._pending_notes, []
+        restarted = False
+        proc = self._res.proc
+        if proc is None or proc.exited():
+            why = "could not be started" if proc is None else proc_exit_text(proc)
+            self._replace_worker()
+            restarted = True
+            notes.append(f"the worker {why} since the last call; {STATE_LOST}")
+        proc = self._res.proc
+        assert proc is not None
+        self._cell += 1
+        nonce = os.urandom(12).hex()
+        request = {
+            "op": "run",
+            "id": nonce,
+            "code": code,
+            "cell": self._cell,
+            "max_repr": self.max_repr,
+            "max_figures": self.max_figures,
+            "max_files": self.max_files,
+        }
+        outputs = {name: BoundedOutput(name, self.max_output) for name in ("stdout", "stderr")}
+        outcome, capture = exchange(
+            proc, encode_frame(request), nonce, start + limit, outputs, on_output, self.output_hard_limit
+        )
+        result = RunResult(status=RunStatus.OK, cell=self._cell, notes=notes, restarted=restarted)
+        if outcome.ending is Ending.REPLY and outcome.reply is not None:
+            try:
+                self._apply_reply(result, outcome.reply)
+            except ProtocolError as e:
+                outcome = Outcome(Ending.PROTOCOL, detail=str(e), forged=outcome.forged)
+        if outcome.ending is not Ending.REPLY:
+            self._apply_failure(result, outcome, limit, capture)
+        elif result.status is RunStatus.MEMORY:
+            self._stop_and_replace(result, "the cell ran out of memory", capture)
+        if outcome.forged:
+            result.notes.append(f"ignored {outcome.forged} reply frame(s) without this request's nonce")
+        if capture.callback_error is not None:
+            result.notes.append(f"on_output raised {capture.callback_error!r}; later output was not delivered")
+        result.stdout = outputs["stdout"].text()
+        result.stderr = outputs["stderr"].text() + result.stderr
+        result.truncated = outputs["stdout"].truncated or outputs["stderr"].truncated
+        result.duration = time.monotonic() - start
+        return result
+
+    def _apply_reply(self, result: RunResult, reply: dict[str, Any]) -> None:
+        """Copy a worker reply into the result, checking its shape (a worker is not trusted)."""
+        try:
+            result.status = RunStatus(reply["status"])
+            if result.status not in (RunStatus.OK, RunStatus.ERROR, RunStatus.MEMORY):
+                raise ValueError(f"status {result.status} cannot come from a worker")
+            value = reply.get("value")
+            result.value = None if value is None else _clean(value)
+            error = reply.get("error")
+            if error is not None:
+                result.error = ErrorInfo(_clean(error["ename"]), _clean(error["evalue"]), _clean(error["traceback"]))
+            result.figures = [binascii.a2b_base64(str(png)) for png in reply.get("figures", [])]
+            result.files = [str(path) for path in reply.get("files", [])]
+            result.notes.extend(_clean(note) for note in reply.get("notes", []))
+        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+            raise ProtocolError(f"malformed reply from the worker: {e!r}") from e
+
+    def _apply_failure(self, result: RunResult, outcome: Outcome, limit: float, sink: Callable[[int, bytes], None]) -> None:
+        proc = self._res.proc
+        if outcome.ending is Ending.TIMEOUT:
+            result.status = RunStatus.TIMEOUT
+            self._stop_and_replace(result, f"the cell ran past its {limit:g} s time limit and was stopped", sink)
+        elif outcome.ending is Ending.OUTPUT_LIMIT:
+            result.status = RunStatus.OUTPUT_LIMIT
+            self._stop_and_replace(
+                result, f"the cell wrote more than {self.output_hard_limit} bytes of output and was stopped", sink
+            )
+        elif outcome.ending is Ending.PROTOCOL:
+            result.status = RunStatus.CRASHED
+            self._stop_and_replace(result, f"the worker broke the protocol ({outcome.detail})", sink)
+        else:
+            assert proc is not None
+            proc.stop(self.stop_grace, sink)  # it may still run (closed its reply pipe): make sure
+            memory = proc.killed_from_outside()
+            result.status = RunStatus.MEMORY if memory else RunStatus.CRASHED
+            why = proc_exit_text(proc)
+            if memory:
+                why += " (the kernel's out-of-memory killer does this when memory runs out)"
+            self._stop_and_replace(result, f"the worker {why}", sink)
+
+    def _stop_and_replace(self, result: RunResult, why: str, sink: Callable[[int, bytes], None]) -> None:
+        proc = self._res.proc
+        if proc is not None:
+            proc.stop(self.stop_grace, sink)
+        if self._closed:
+            result.notes.append(f"{why}; the session was closed meanwhile")
+            result.stderr += f"\n[codeloop: {why}; the session is closed]\n"
+            return
+        try:
+            self._replace_worker()
+        except SandboxError as e:
+            self._pending_notes.append(f"restarting the worker failed: {e}")
+        result.restarted = True
+        result.notes.append(f"{why}; {STATE_LOST}")
+        result.stderr += f"\n[codeloop: {why}; {STATE_LOST}]\n"
+
+    def _replace_worker(self) -> None:
+        """Stop the current worker (if any) and start a fresh one in the same directory."""
+        old = self._res.proc
+        if old is not None:
+            old.stop(self.stop_grace)
+            old.close()
+            self._res.proc = None
+        worker = start_worker(self._template, self._res.session_dir)
+        self._res.proc = worker.proc
+        self._launch = worker.launch
+
+    # --- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the worker's whole process group and delete the session directory. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._lock.acquire(blocking=False):
+            proc = self._res.proc  # a run is in flight in another thread: cut it short
+            if proc is not None:
+                proc.signal_group(signal.SIGKILL)
+            self._lock.acquire()
+        try:
+            self._finalizer()  # releases once: stop, close fds, remove the directory
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"pid={self.pid}"
+        return f"<Sandbox {state} workdir={str(self.workdir)!r} timeout={self.timeout:g}>"
+
+
+def proc_exit_text(proc: WorkerProcess) -> str:
+    """'exited with code 3' / 'was killed by SIGSEGV' for a worker that has exited."""
+    if not proc.reaped:
+        proc.signal_group(signal.SIGKILL)  # it has exited: clean its group before the pid is freed
+        proc.reap()
+    text = proc.describe_exit()
+    return f"was {text}" if text.startswith("killed") else text
