@@ -71,6 +71,8 @@ class LaunchSpec:
     require: tuple[str, ...] = ()
     #: jail: False starts the plain worker with no jail layers (benchmarks, debugging)
     jail: bool = True
+    #: jail: limits beyond memory and CPU: file_size_mb, open_files, processes, tmp_size_mb
+    limits: Mapping[str, int] = field(default_factory=dict)
 
     def profile(self) -> tuple[object, ...]:
         """Everything but the session directory: workers with equal profiles are interchangeable."""
@@ -84,6 +86,7 @@ class LaunchSpec:
             self.strict,
             self.require,
             self.jail,
+            tuple(sorted(self.limits.items())),
         )
 
 

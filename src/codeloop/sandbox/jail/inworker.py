@@ -25,6 +25,7 @@ __all__ = [
     "JailSetupError",
     "apply_from_env",
     "apply_plan",
+    "drop_capabilities",
     "drop_privileges",
     "landlock_abi",
     "landlock_restrict",
@@ -130,18 +131,31 @@ def _clear_capabilities() -> None:
     _check(_lib().syscall(nr, ctypes.byref(header), ctypes.byref(data)), "capset")
 
 
+def drop_capabilities() -> None:
+    """Give up every capability (bounding set too, where CAP_SETPCAP allows) but keep the uid."""
+    lib = _lib()
+    for cap in range(_cap_last() + 1):
+        lib.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)  # EPERM without CAP_SETPCAP: NNP still holds
+    lib.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    _clear_capabilities()
+    _no_new_privs()
+
+
+def _cap_last() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 63
+
+
 def drop_privileges(uid: int, gid: int) -> None:
     """Become ``uid``/``gid`` for good: no groups, no capabilities, an empty bounding set.
 
     Needs CAP_SETUID, CAP_SETGID and CAP_SETPCAP (bubblewrap keeps exactly those).
     """
     lib = _lib()
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-    except (OSError, ValueError):
-        last = 63
-    for cap in range(last + 1):
+    for cap in range(_cap_last() + 1):
         if lib.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 and ctypes.get_errno() != 22:  # EINVAL: no such cap
             _check(-1, f"prctl(PR_CAPBSET_DROP, {cap})")
     lib.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
@@ -326,6 +340,9 @@ def apply_plan(plan: Mapping[str, Any]) -> dict[str, bool]:
     if plan.get("uid") is not None:
         drop_privileges(int(plan["uid"]), int(plan["gid"]))
         done["uid"] = True
+    elif plan.get("drop_caps"):
+        drop_capabilities()
+        done["caps"] = True
     if plan.get("seccomp_fd") is not None:
         load_seccomp_bpf(int(plan["seccomp_fd"]))
         done["seccomp"] = True

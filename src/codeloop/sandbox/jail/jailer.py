@@ -187,6 +187,8 @@ class WorkerJail:
         }
         if self._uid is not None:
             plan["uid"], plan["gid"] = self._uid.uid, self._uid.gid
+        else:
+            plan["drop_caps"] = True  # e.g. root in a container: stay uid 0 but with no capability
         if self.isolation["landlock"]:
             plan["landlock"] = {"read": read, "write": write, "devices": devices, "allow_tcp": policy.network}
         return plan
@@ -197,7 +199,9 @@ class WorkerJail:
             raise SandboxError("this jail is closed")
         fd: int | None = None
         if self.isolation["seccomp"]:
-            fd = seccomp_filter.filter_fd(self.policy.network)
+            # Nothing else finds escaped processes: keep them in the worker's process group.
+            keep_group = not (self.namespaces or self._uid is not None or self._cgroup is not None)
+            fd = seccomp_filter.filter_fd(self.policy.network, keep_group)
             self._parent_fds.append(fd)
         pass_fds = () if fd is None else (fd,)
         env: dict[str, str] = {}

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from codeloop.errors import SandboxUnavailable
 from codeloop.sandbox.jail.jailer import WorkerJail
-from codeloop.sandbox.jail.policy import JailPolicy, check_layer_names
+from codeloop.sandbox.jail.policy import JailPolicy, check_layer_names, check_limits
 
 if TYPE_CHECKING:
     from codeloop.sandbox.launcher import Launch, LaunchSpec
 
-__all__ = ["jail_launch", "missing_layers_line", "require_layers"]
+__all__ = ["jail_launch", "missing_layers_line", "require_layers", "required_layers"]
 
 
 def require_layers(isolation: Mapping[str, bool], notes: Iterable[str], required: Iterable[str]) -> None:
@@ -54,7 +54,12 @@ def _chain(first: Callable[[], None] | None, second: Callable[[], None] | None) 
     return both
 
 
-def jail_launch(spec: LaunchSpec, plain: Launch, required: Iterable[str] = ()) -> Launch:
+def required_layers(spec: LaunchSpec, isolation: Mapping[str, bool]) -> list[str]:
+    """The layers ``spec`` insists on (the session folds ``strict`` into ``require``)."""
+    return list(dict.fromkeys(spec.require))
+
+
+def jail_launch(spec: LaunchSpec, plain: Launch) -> Launch:
     """The plain launch wrapped in every layer this host allows; refuses on a missing required one."""
     policy = JailPolicy(
         session_dir=spec.session_dir,
@@ -63,12 +68,13 @@ def jail_launch(spec: LaunchSpec, plain: Launch, required: Iterable[str] = ()) -
         network=spec.network,
         read_paths=(spec.worker.parent,),
         python=spec.python,
+        **check_limits(spec.limits),
     )
     jail = WorkerJail(policy)
     try:
         isolation = {**plain.isolation, **jail.isolation}
         notes = [n for n in plain.notes if n.split(":", 1)[0] not in jail.isolation] + jail.notes
-        require_layers(isolation, notes, required)
+        require_layers(isolation, notes, required_layers(spec, isolation))
         cmd = jail.wrap(plain.argv)
     except BaseException:
         jail.close()

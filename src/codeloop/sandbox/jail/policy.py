@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codeloop.errors import ConfigError
 
-__all__ = ["LAYERS", "JailPolicy", "check_layer_names"]
+__all__ = ["LAYERS", "LIMIT_NAMES", "JailPolicy", "check_layer_names", "check_limits"]
 
 # Every layer reported in ``sb.isolation`` (SECURITY.md says what each one promises).
 LAYERS: dict[str, str] = {
@@ -37,6 +37,21 @@ def check_layer_names(names: Iterable[str], known: Iterable[str] = LAYERS) -> li
     if unknown:
         raise ConfigError(f"unknown isolation layer(s) {unknown}; known layers: {sorted(known_set)}")
     return wanted
+
+
+#: Limits a caller may set beyond memory_mb and cpu_seconds (``Sandbox(limits=...)``).
+LIMIT_NAMES = ("file_size_mb", "open_files", "processes", "tmp_size_mb")
+
+
+def check_limits(limits: Mapping[str, int]) -> Mapping[str, int]:
+    """The limits unchanged; an unknown name or a non-positive value raises ConfigError."""
+    if not isinstance(limits, Mapping):
+        raise ConfigError(f"limits must be a mapping of {LIMIT_NAMES} to positive integers, got {limits!r}")
+    for name, value in limits.items():
+        if name not in LIMIT_NAMES:
+            raise ConfigError(f"unknown sandbox limit {name!r}; known limits: {', '.join(LIMIT_NAMES)}")
+        _positive(name, value, allow_none=False)
+    return limits
 
 
 def _positive(name: str, value: int | None, allow_none: bool = True) -> None:

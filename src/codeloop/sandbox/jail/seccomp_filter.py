@@ -69,9 +69,13 @@ def seccomp_available() -> tuple[bool, str]:
     return True, ""
 
 
-@functools.lru_cache(maxsize=2)
-def compile_filter(network: bool) -> bytes:
-    """The raw BPF program for a session (cached: one compile per process and network setting)."""
+@functools.lru_cache(maxsize=4)
+def compile_filter(network: bool, keep_group: bool = False) -> bytes:
+    """The raw BPF program for a session (cached: one compile per process and setting).
+
+    ``keep_group`` also denies setsid/setpgid: with no pid namespace, cgroup or session uid to
+    find them by, the worker's processes must stay in its process group to be killed with it.
+    """
     sc = _pyseccomp()
     deny = sc.ERRNO(errno.EPERM)
     try:
@@ -90,6 +94,11 @@ def compile_filter(network: bool) -> bytes:
             flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
         for cmd in (_TIOCSTI, _TIOCLINUX):
             flt.add_rule(deny, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))
+        # kill(-1, sig) signals every process the caller may signal: never what user code means.
+        flt.add_rule(deny, "kill", sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, 0xFFFFFFFF))
+        if keep_group:
+            flt.add_rule(deny, "setsid")
+            flt.add_rule(deny, "setpgid")
         _add_socket_rules(sc, flt, network)
         return _export(flt)
     except OSError as e:
@@ -127,9 +136,9 @@ def _export(flt: Any) -> bytes:
 HIGH_FD = 10
 
 
-def filter_fd(network: bool) -> int:
+def filter_fd(network: bool, keep_group: bool = False) -> int:
     """A fresh close-on-exec descriptor (>= HIGH_FD) holding the program at offset 0; caller closes it."""
-    program = compile_filter(network)
+    program = compile_filter(network, keep_group)
     fd = os.memfd_create("codeloop-seccomp", os.MFD_CLOEXEC)
     try:
         os.write(fd, program)
