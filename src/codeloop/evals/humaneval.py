@@ -1,0 +1,139 @@
+"""``codeloop eval humaneval`` below the command line: options in, an EvalReport out.
+
+Checks an existing samples file, or generates samples with a model first; either way the run
+resumes if interrupted. Faces (CLI, server) call :func:`run_humaneval` and only format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from codeloop.evals.errors import EvalInputError
+from codeloop.evals.evaluate import evaluate_samples
+from codeloop.evals.generation import GenerationSettings, Mode, TextModel
+from codeloop.evals.problems import Problem, load_humaneval
+from codeloop.evals.progress import Progress
+from codeloop.evals.prompts import PromptStyle
+from codeloop.evals.report import EvalReport
+from codeloop.evals.results import default_results_path
+from codeloop.evals.runner import run_model_eval
+from codeloop.evals.samples import load_samples
+from codeloop.evals.sessions import SessionFactory, sandbox_factory
+
+__all__ = ["HumanEvalOptions", "default_out_path", "resolve_style", "run_humaneval"]
+
+_CHATML_MODELS = ("qwen", "smollm")
+
+
+@dataclass(frozen=True)
+class HumanEvalOptions:
+    """Everything a HumanEval run can be told; defaults are the documented ones."""
+
+    samples: Path | None = None  # check this file; None: generate with the model
+    out: Path | None = None  # where generated samples go (results: <out>_results.jsonl)
+    results: Path | None = None  # where results go when checking --samples
+    model: str | None = None
+    base_url: str | None = None
+    n: int = 1
+    ks: tuple[int, ...] = (1, 10)
+    limit: int | None = None
+    workers: int | None = None
+    timeout: float = 5.0
+    memory_mb: int | None = None
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    prompt_style: str = "auto"  # overrides generation.style once the model is known
+    progress: bool = True
+
+
+def resolve_style(requested: str, model_name: str) -> PromptStyle:
+    """``auto`` is ChatML prefill for the bundled ChatML models, plain chat for anything else."""
+    if requested != "auto":
+        try:
+            return PromptStyle(requested)
+        except ValueError as e:
+            raise EvalInputError(f"unknown prompt style {requested!r}: use auto, chatml, chat or complete") from e
+    local = not model_name.startswith(("openai:", "ollama:"))
+    return PromptStyle.CHATML if local and any(m in model_name.lower() for m in _CHATML_MODELS) else PromptStyle.CHAT
+
+
+def default_out_path(model_name: str, mode: Mode) -> Path:
+    """``humaneval-<model>-<mode>.jsonl`` in the current directory."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", Path(model_name).name if model_name.startswith("gguf:") else model_name)
+    return Path(f"humaneval-{slug.strip('-')}-{mode}.jsonl")
+
+
+def _selected(problems: dict[str, Problem], limit: int | None) -> list[Problem]:
+    chosen = list(problems.values())
+    if limit is not None:
+        if limit < 1:
+            raise EvalInputError(f"--limit must be at least 1, got {limit}")
+        chosen = chosen[:limit]
+    return chosen
+
+
+def _validate(options: HumanEvalOptions) -> None:
+    if options.n < 1:
+        raise EvalInputError(f"--n must be at least 1, got {options.n}")
+    if options.timeout <= 0:
+        raise EvalInputError(f"--timeout must be positive, got {options.timeout}")
+    if options.workers is not None and options.workers < 1:
+        raise EvalInputError(f"--workers must be at least 1, got {options.workers}")
+    if options.generation.rounds < 0:
+        raise EvalInputError(f"--rounds must be 0 or more, got {options.generation.rounds}")
+
+
+def run_humaneval(
+    options: HumanEvalOptions,
+    *,
+    model: TextModel | None = None,
+    model_name: str | None = None,
+    open_session: SessionFactory | None = None,
+) -> EvalReport:
+    """Run HumanEval as ``options`` say. ``model`` is loaded with ``get_model`` when not given."""
+    _validate(options)
+    problems = load_humaneval()
+    chosen = _selected(problems, options.limit)
+    sessions = open_session or sandbox_factory(timeout=options.timeout, memory_mb=options.memory_mb)
+    if options.samples is not None:
+        wanted = {p.task_id for p in chosen}
+        samples = [s for s in load_samples(options.samples, problems) if s.task_id in wanted]
+        if not samples:
+            raise EvalInputError(f"{options.samples} has no samples for the selected problems")
+        results = options.results or default_results_path(options.samples)
+        return evaluate_samples(
+            samples,
+            problems,
+            results,
+            sessions,
+            ks=options.ks,
+            timeout=options.timeout,
+            workers=options.workers,
+            progress=Progress(len(samples), "check", enabled=options.progress),
+            settings={"samples_file": str(options.samples)},
+        )
+    if model is None:
+        from codeloop.llm import get_model
+
+        loaded = get_model(options.model, base_url=options.base_url)
+        model, model_name = loaded, loaded.name
+    name = model_name or options.model or "model"
+    settings = replace(options.generation, style=resolve_style(options.prompt_style, name))
+    if settings.mode is not Mode.PLAIN and settings.style is PromptStyle.COMPLETE:
+        raise EvalInputError(f"--mode {settings.mode} needs a conversation: use --prompt-style chatml or chat")
+    out = options.out or default_out_path(name, settings.mode)
+    return run_model_eval(
+        chosen,
+        problems,
+        model,
+        settings,
+        out,
+        sessions,
+        n=options.n,
+        ks=options.ks,
+        model_name=name,
+        timeout=options.timeout,
+        workers=options.workers,
+        show_progress=options.progress,
+    )

