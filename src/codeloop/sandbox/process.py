@@ -53,6 +53,8 @@ class WorkerProcess:
     poller: select.poll = field(default_factory=select.poll)
     #: the pid that spawned it: a forked child must not touch its parent's workers
     owner_pid: int = field(default_factory=os.getpid)
+    #: the worker runs under a wrapper (a jail) that turns signal deaths into exit codes 128+n
+    wrapped: bool = False
     #: jail: runs once the worker is reaped (kills what it left, frees uid and cgroup)
     on_reaped: Callable[[], None] | None = None
     #: jail: whether the kernel killed the session for memory (its cgroup says so)
@@ -118,11 +120,14 @@ class WorkerProcess:
 
     # --- signals and stopping ----------------------------------------------------------------
 
-    def signal_group(self, sig: int) -> None:
-        """Signal the whole process group; only while the worker is unreaped (no pid reuse)."""
+    def signal_group(self, sig: int, *, record: bool = True) -> None:
+        """Signal the whole process group; only while the worker is unreaped (no pid reuse).
+
+        ``record`` notes the signal as ours, so its death is not blamed on the OOM killer."""
         if self.reaped or os.getpid() != self.owner_pid:
             return
-        self.signals_sent.append(sig)
+        if record:
+            self.signals_sent.append(sig)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
@@ -144,7 +149,7 @@ class WorkerProcess:
             self.signal_group(sig)
             if self.wait_exit(grace if sig != signal.SIGKILL else 10.0, sink):
                 break
-        self.signal_group(signal.SIGKILL)  # children the worker left in its group
+        self.signal_group(signal.SIGKILL, record=False)  # children the worker left in its group
         self.reap()
 
     def reap(self) -> None:
@@ -173,25 +178,34 @@ class WorkerProcess:
 
     # --- reporting ---------------------------------------------------------------------------
 
+    def death_signal(self) -> int | None:
+        """The signal that ended the worker, if any. A wrapper such as bwrap reports its child's
+        signal death as exit code 128+n, so with ``wrapped`` such codes count as signals too."""
+        if self.status is None:
+            return None
+        if os.WIFSIGNALED(self.status):
+            return os.WTERMSIG(self.status)
+        code = os.WEXITSTATUS(self.status)
+        if self.wrapped and 128 < code < 128 + signal.NSIG:
+            return code - 128
+        return None
+
     def killed_from_outside(self) -> bool:
         """Died of SIGKILL that we did not send: what the kernel's out-of-memory killer does."""
         if self.oom_check is not None and self.oom_check():  # jail: the session cgroup saw an OOM kill
             return True
-        return (
-            self.status is not None
-            and os.WIFSIGNALED(self.status)
-            and os.WTERMSIG(self.status) == signal.SIGKILL
-            and signal.SIGKILL not in self.signals_sent
-        )
+        return self.death_signal() == signal.SIGKILL and signal.SIGKILL not in self.signals_sent
 
     def describe_exit(self) -> str:
         if self.status is None:
             return "still running"
+        sig = self.death_signal()
+        if sig is None:
+            return f"exited with code {os.WEXITSTATUS(self.status)}"
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
         if os.WIFSIGNALED(self.status):
-            sig = os.WTERMSIG(self.status)
-            try:
-                name = signal.Signals(sig).name
-            except ValueError:
-                name = f"signal {sig}"
             return f"killed by {name}"
-        return f"exited with code {os.WEXITSTATUS(self.status)}"
+        return f"killed by {name} (exit code {os.WEXITSTATUS(self.status)} from its jail wrapper)"

@@ -24,7 +24,7 @@ from typing import Any
 from codeloop.config import user_dir
 from codeloop.errors import ConfigError, SandboxError
 from codeloop.sandbox.exchange import Ending, Outcome, exchange
-from codeloop.sandbox.jail.policy import check_layer_names
+from codeloop.sandbox.jail.policy import check_layer_names, check_limits
 from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
 from codeloop.sandbox.output import BoundedOutput
 from codeloop.sandbox.pool import POOL, StartedWorker, new_session_dir, remove_tree, start_worker
@@ -108,6 +108,7 @@ class Sandbox:
         stop_grace: float = 0.25,
         require: Iterable[str] = (),
         jail: bool = True,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         _positive("timeout", timeout)
         _positive("memory_mb", memory_mb, allow_none=True)
@@ -146,6 +147,7 @@ class Sandbox:
             # jail: layers that must be active (else SandboxUnavailable); jail=False: no layers at all
             require=tuple(check_layer_names([*require, *(_strict_layers(network) if strict else ())])),
             jail=bool(jail),
+            limits=dict(check_limits(limits or {})),  # jail: file_size_mb, open_files, processes, tmp_size_mb
         )
         worker = POOL.take(self._template, self._root) if prestart else None
         if worker is None:
@@ -329,6 +331,7 @@ class Sandbox:
             self._stop_and_replace(result, f"the worker broke the protocol ({outcome.detail})", sink)
         else:
             assert proc is not None
+            proc.wait_exit(1.0, sink)  # let it finish dying by itself, so its own exit status is reported
             proc.stop(self.stop_grace, sink)  # it may still run (closed its reply pipe): make sure
             memory = proc.killed_from_outside()
             result.status = RunStatus.MEMORY if memory else RunStatus.CRASHED
@@ -397,7 +400,7 @@ class Sandbox:
 def proc_exit_text(proc: WorkerProcess) -> str:
     """'exited with code 3' / 'was killed by SIGSEGV' for a worker that has exited."""
     if not proc.reaped:
-        proc.signal_group(signal.SIGKILL)  # it has exited: clean its group before the pid is freed
+        proc.signal_group(signal.SIGKILL, record=False)  # it has exited: clean its group before the pid is freed
         proc.reap()
     text = proc.describe_exit()
     return f"was {text}" if text.startswith("killed") else text

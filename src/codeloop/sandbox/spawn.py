@@ -70,10 +70,14 @@ def spawn_worker(launch: Launch) -> WorkerProcess:
     if launch.jail is not None:  # jail: drop the host's copies of handed-over fds; clean up after reaping
         launch.jail.started()
         proc.on_reaped, proc.oom_check = launch.jail.close, launch.jail.oom_killed
+        proc.wrapped = True
     return proc
 
 
 def _start(launch: Launch, child: dict[str, int]) -> tuple[int, subprocess.Popen[bytes] | None]:
+    clash = [fd for fd in launch.pass_fds if fd < _HIGH_FD and fd not in (REQUEST_FD, REPLY_FD)]
+    if clash:  # they would be overwritten by the fixed fds 0-4 (a jail must lift its fds, as we do)
+        raise OSError(f"Launch.pass_fds {clash} are below {_HIGH_FD}: they clash with the worker's fixed fds")
     if launch.preexec_fn is None:
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),

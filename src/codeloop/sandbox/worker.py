@@ -220,6 +220,10 @@ def bounded_repr(value, limit):
     return text
 
 
+#: Library caches under HOME (the session dir): fontconfig, matplotlib, pip. Not the user's files.
+HOME_CACHES = frozenset({".cache", ".config", ".local"})
+
+
 def snapshot(root, limit):
     """Path -> (mtime_ns, size) of files under root, symlinks not followed, at most limit entries."""
     seen: dict[str, tuple[int, int]] = {}
@@ -238,6 +242,8 @@ def snapshot(root, limit):
                     return seen, True
                 try:
                     if entry.is_dir(follow_symlinks=False):
+                        if not prefix and entry.name in HOME_CACHES:
+                            continue
                         stack.append((entry.path, prefix + entry.name + "/"))
                         continue
                     st = entry.stat(follow_symlinks=False)

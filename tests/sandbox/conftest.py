@@ -1,0 +1,89 @@
+"""Sandbox tests: real worker processes, an isolated user dir, and /proc helpers to prove cleanup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codeloop.sandbox import Sandbox
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODELOOP_HOME", str(tmp_path_factory.mktemp("codeloop-home")))
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(timeout=20.0) as sandbox:
+        yield sandbox
+
+
+class ProcTools:
+    """/proc helpers, handed to tests through the ``procs`` fixture."""
+
+    @staticmethod
+    def table() -> dict[int, tuple[int, int]]:
+        return process_table()
+
+    @staticmethod
+    def tree(root: int) -> set[int]:
+        return process_tree(root)
+
+    @staticmethod
+    def alive(pids: set[int]) -> set[int]:
+        return alive(pids)
+
+
+@pytest.fixture
+def procs() -> type[ProcTools]:
+    return ProcTools
+
+
+def process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, pgid) of every process now (zombies included)."""
+    table: dict[int, tuple[int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def process_tree(root: int) -> set[int]:
+    """root and all its descendants, from /proc."""
+    table = process_table()
+    tree = {root} if root in table else set()
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in table.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of pids that still run. Zombies count as gone: an orphan (a jail's inner process whose
+    parent died first) waits for init to reap it, and holds nothing but its pid meanwhile."""
+    running = set()
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] not in "ZX":
+            running.add(pid)
+    return running
+
+
+def group_members(pgid: int) -> set[int]:
+    return {pid for pid, (_, group) in process_table().items() if group == pgid}
