@@ -47,7 +47,8 @@ def _close_all() -> None:
     with _live_lock:
         jails = list(_live)
     for jail in jails:
-        jail.close()
+        if jail.owner_pid == os.getpid():  # a forked child must not kill its parent's sessions
+            jail.close()
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class WorkerJail:
         self._tmpdir: str | None = None
         self._parent_fds: list[int] = []
         self._closed = False
+        self.owner_pid = os.getpid()
         self._oom: bool | None = None  # recorded at close, when the cgroup goes away
         try:
             self._prepare()
