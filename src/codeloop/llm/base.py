@@ -24,8 +24,8 @@ class ReplyStream(Iterator[str]):
     generation and frees the backend for the next call.
     """
 
-    def __init__(self, model_name: str, chunks: Generator[Chunk, None, None]) -> None:
-        self._model_name = model_name
+    def __init__(self, model: Model, chunks: Generator[Chunk, None, None]) -> None:
+        self._model = model  # its name is read at the end: a server backend may learn it mid-call
         self._chunks = chunks
         self._parts: list[str] = []
         self._start: float | None = None
@@ -66,7 +66,7 @@ class ReplyStream(Iterator[str]):
             usage=self._usage or Usage(),
             timings=Timings(time_to_first_token=ttft, total=end - self._start),
             finish_reason=self._finish or FinishReason.UNKNOWN,
-            model=self._model_name,
+            model=self._model.name,
         )
 
     @property
@@ -122,7 +122,7 @@ class Model(ABC):
         request = make_request(
             messages=_as_list(messages), stop=stop, max_tokens=max_tokens, temperature=temperature, seed=seed
         )
-        return ReplyStream(self.name, self._chunks(request))
+        return ReplyStream(self, self._chunks(request))
 
     def complete(
         self,
@@ -142,7 +142,7 @@ class Model(ABC):
             seed=seed,
             stream=False,
         )
-        return ReplyStream(self.name, self._chunks(request)).finish()
+        return ReplyStream(self, self._chunks(request)).finish()
 
     def stream_text(
         self,
@@ -157,7 +157,7 @@ class Model(ABC):
         request = make_request(
             prompt=prompt, stop=stop, max_tokens=max_tokens, temperature=temperature, seed=seed
         )
-        return ReplyStream(self.name, self._chunks(request))
+        return ReplyStream(self, self._chunks(request))
 
     def complete_text(
         self,
@@ -172,7 +172,7 @@ class Model(ABC):
         request = make_request(
             prompt=prompt, stop=stop, max_tokens=max_tokens, temperature=temperature, seed=seed, stream=False
         )
-        return ReplyStream(self.name, self._chunks(request)).finish()
+        return ReplyStream(self, self._chunks(request)).finish()
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what this handle holds (connections); shared embedded weights stay loaded."""

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BUNDLED", "DEFAULT_MODEL", "BundledModel", "ChunkPackage", "find_bundled"]
+__all__ = [
+    "BUNDLED",
+    "DEFAULT_MODEL",
+    "QWEN_05B",
+    "QWEN_15B",
+    "SMOLLM2_135M",
+    "BundledModel",
+    "ChunkPackage",
+    "find_bundled",
+]
 
 
 @dataclass(frozen=True)

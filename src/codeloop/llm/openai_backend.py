@@ -22,12 +22,12 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 _NO_KEY = "sk-no-key-required"  # local servers ignore the key, but the SDK insists on one
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """The HTTP library errors the SDK lets escape while a stream is being read."""
+def _http_errors(name: str) -> tuple[type[BaseException], ...]:
+    """An error class of the HTTP library under the SDK, which lets them escape mid-stream."""
     found: list[type[BaseException]] = []
     for module in ("httpx2", "httpx"):  # openai>=3 uses httpx2, older releases httpx
         try:
-            found.append(importlib.import_module(module).HTTPError)
+            found.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):
             continue
     return tuple(found)
@@ -60,7 +60,8 @@ class OpenAIModel(Model):
             timeout=openai.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout),
             max_retries=self.settings.max_retries,
         )
-        self._transport_errors = _transport_errors()
+        self._transport_errors = _http_errors("HTTPError")
+        self._timeout_errors = _http_errors("TimeoutException")
 
     def close(self) -> None:
         self._client.close()
@@ -127,13 +128,18 @@ class OpenAIModel(Model):
                         yield Chunk(text=text)
                     if choice.finish_reason is not None:
                         finish = FinishReason.parse(choice.finish_reason)
-        except self._openai.APIError as e:
-            raise self._translate(e) from e
-        except self._transport_errors as e:
+        except (self._openai.APITimeoutError, *self._timeout_errors) as e:
+            raise ModelError(
+                f"the server at {self.base_url} went silent for more than {self.settings.read_timeout:g}s "
+                "in the middle of the reply: it is overloaded or stuck; raise read_timeout if it is just slow"
+            ) from e
+        except (self._openai.APIConnectionError, *self._transport_errors) as e:
             raise ModelError(
                 f"the connection to {self.base_url} broke in the middle of the reply "
-                f"({type(e).__name__}: {e or 'no detail'}): did the server stop or time out?"
+                f"({type(e).__name__}: {e or 'no detail'}): did the server stop or crash?"
             ) from e
+        except self._openai.APIError as e:
+            raise self._translate(e) from e
         finally:
             stream.close()
         if finish is None:

