@@ -60,8 +60,15 @@ class OpenAIModel(Model):
             timeout=openai.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout),
             max_retries=self.settings.max_retries,
         )
-        self._transport_errors = _http_errors("HTTPError")
-        self._timeout_errors = _http_errors("TimeoutException")
+        # what can escape while a stream is read: the SDK's errors or its HTTP library's
+        self._silent_errors: tuple[type[BaseException], ...] = (
+            openai.APITimeoutError,
+            *_http_errors("TimeoutException"),
+        )
+        self._broken_errors: tuple[type[BaseException], ...] = (
+            openai.APIConnectionError,
+            *_http_errors("HTTPError"),
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -128,12 +135,12 @@ class OpenAIModel(Model):
                         yield Chunk(text=text)
                     if choice.finish_reason is not None:
                         finish = FinishReason.parse(choice.finish_reason)
-        except (self._openai.APITimeoutError, *self._timeout_errors) as e:
+        except self._silent_errors as e:
             raise ModelError(
                 f"the server at {self.base_url} went silent for more than {self.settings.read_timeout:g}s "
                 "in the middle of the reply: it is overloaded or stuck; raise read_timeout if it is just slow"
             ) from e
-        except (self._openai.APIConnectionError, *self._transport_errors) as e:
+        except self._broken_errors as e:
             raise ModelError(
                 f"the connection to {self.base_url} broke in the middle of the reply "
                 f"({type(e).__name__}: {e or 'no detail'}): did the server stop or crash?"
