@@ -63,11 +63,15 @@ def assembled_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
 
 @pytest.fixture
 def default_ready(assembled_default: Path, codeloop_home: Path) -> Path:
-    """The assembled default hard-linked into this test's user dir (same inode: the stamp stays valid)."""
+    """The assembled default hard-linked into this test's user dir (same inode: the stamp stays valid).
+
+    Never change the linked file's metadata in a test (it is shared); replace files instead.
+    """
     models = codeloop_home / "models"
     models.mkdir(exist_ok=True)
-    for src in (assembled_default, assembled_default.with_name(assembled_default.name + ".verified.json")):
-        os.link(src, models / src.name)
+    os.link(assembled_default, models / assembled_default.name)
+    stamp = assembled_default.name + ".verified.json"
+    shutil.copyfile(assembled_default.with_name(stamp), models / stamp)
     return models / assembled_default.name
 
 

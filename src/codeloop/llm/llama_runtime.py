@@ -8,6 +8,7 @@ prompt tokens came from that cache, read from llama.cpp's own counters.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import os
@@ -58,6 +59,16 @@ def cpu_has_amx() -> bool:
     return False
 
 
+@atexit.register
+def _close_all() -> None:
+    """Free the models before interpreter teardown, when llama-cpp-python's __del__ would fail."""
+    with _registry_lock:
+        runtimes = list(_registry.values())
+        _registry.clear()
+    for runtime in runtimes:
+        runtime.close(timeout=5.0)  # a daemon thread still generating keeps its model: we exit anyway
+
+
 def shared_runtime(path: Path, settings: EmbeddedSettings) -> LlamaRuntime:
     """The process-wide runtime for ``path`` with ``settings``, loaded on first use."""
     key = (str(path.resolve()), settings)
@@ -90,6 +101,18 @@ class LlamaRuntime:
             if self._llama is None:
                 self._llama = _load_llama(self.path, self.settings)
                 self._formatter = _chat_formatter(self._llama)
+
+    def close(self, timeout: float = -1) -> bool:
+        """Free the weights and context once no generation runs; False if ``timeout`` ran out."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            llama, self._llama = self._llama, None
+        finally:
+            self._lock.release()
+        if llama is not None:
+            llama.close()
+        return True
 
     @property
     def llama(self) -> Any:

@@ -1,0 +1,207 @@
+"""Embedded model speed: codeloop's ``get_model().stream`` against raw llama-cpp-python.
+
+Same GGUF, prompt and llama.cpp settings, in one process, trials interleaved (the order
+alternates) so machine noise hits both sides alike. Reports medians and ratios:
+
+1. decode speed (tokens/s after the first token) of ``get_model().stream`` against
+   ``llama_cpp.Llama.create_chat_completion(stream=True)`` on a second ``Llama`` instance;
+2. time to first token of a second call that shares a ~1,000-token prefix with the first
+   (a growing agent conversation) against that first call.
+
+Run:  .venv/bin/python bench/model_speed.py [--model NAME] [--trials 5] [--tokens 128]
+Targets: decode ratio >= 0.95; second-call TTFT ratio <= 0.30.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from codeloop.llm import get_model
+from codeloop.llm.embedded import EmbeddedModel
+from codeloop.llm.llama_runtime import cpu_has_amx, model_params_override
+
+DECODE_PROMPT = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {
+        "role": "user",
+        "content": "Write a long, detailed tutorial on Python generators with many code examples.",
+    },
+]
+
+
+def environment(model: EmbeddedModel) -> dict[str, Any]:
+    import llama_cpp
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    s = model.settings
+    return {
+        "python": sys.version.split()[0],
+        "llama_cpp_python": llama_cpp.__version__,
+        "cpu": cpu,
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "load_avg_1m": os.getloadavg()[0],
+        "model": model.name,
+        "gguf": str(model.path),
+        "settings": {
+            "n_ctx": s.n_ctx,
+            "n_threads": s.n_threads,
+            "n_batch": s.n_batch,
+            "flash_attn": s.flash_attn,
+            "use_extra_bufts": s.repack if s.repack is not None else not cpu_has_amx(),
+        },
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+    }
+
+
+def raw_llama(model: EmbeddedModel) -> Any:
+    """A second, plain ``llama_cpp.Llama`` on the same file with the same settings."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as lib
+
+    s = model.settings
+    repack = s.repack if s.repack is not None else not cpu_has_amx()
+    with model_params_override(lib, use_extra_bufts=repack):
+        return llama_cpp.Llama(
+            model_path=str(model.path),
+            n_ctx=s.n_ctx,
+            n_threads=s.n_threads,
+            n_threads_batch=s.n_threads,
+            n_batch=s.n_batch,
+            n_ubatch=s.n_batch,
+            flash_attn=s.flash_attn,
+            verbose=False,
+        )
+
+
+def time_ours(model: EmbeddedModel, messages: list[dict[str, str]], tokens: int) -> dict[str, float]:
+    reply = model.stream(messages, max_tokens=tokens, temperature=0.0).finish()
+    assert reply.usage.completion_tokens == tokens, f"stopped early: {reply.finish_reason}"
+    ttft = reply.timings.time_to_first_token or 0.0
+    return {
+        "ttft": ttft,
+        "total": reply.timings.total,
+        "decode_tps": (tokens - 1) / (reply.timings.total - ttft),
+    }
+
+
+def time_raw(raw: Any, messages: list[dict[str, str]], tokens: int) -> dict[str, float]:
+    start = time.perf_counter()
+    first = None
+    finish = None
+    for chunk in raw.create_chat_completion(messages, max_tokens=tokens, temperature=0.0, stream=True):
+        choice = chunk["choices"][0]
+        if choice["delta"].get("content") and first is None:
+            first = time.perf_counter()
+        finish = choice.get("finish_reason") or finish
+    end = time.perf_counter()
+    assert finish == "length" and first is not None, f"stopped early: {finish}"
+    return {"ttft": first - start, "total": end - start, "decode_tps": (tokens - 1) / (end - first)}
+
+
+def bench_decode(model: EmbeddedModel, raw: Any, trials: int, tokens: int) -> dict[str, Any]:
+    ours: list[dict[str, float]] = []
+    theirs: list[dict[str, float]] = []
+    time_ours(model, DECODE_PROMPT, 8)  # warm both (page in the weights)
+    time_raw(raw, DECODE_PROMPT, 8)
+    for i in range(trials):
+        pair = [lambda: ours.append(time_ours(model, DECODE_PROMPT, tokens)),
+                lambda: theirs.append(time_raw(raw, DECODE_PROMPT, tokens))]  # fmt: skip
+        for run in pair if i % 2 == 0 else reversed(pair):
+            run()
+        print(
+            f"  trial {i + 1}: codeloop {ours[-1]['decode_tps']:6.2f} tok/s   raw {theirs[-1]['decode_tps']:6.2f} tok/s"
+        )
+    med_ours = statistics.median(r["decode_tps"] for r in ours)
+    med_raw = statistics.median(r["decode_tps"] for r in theirs)
+    return {"codeloop_tps": ours, "raw_tps": theirs, "median_codeloop": med_ours, "median_raw": med_raw,
+            "ratio": med_ours / med_raw}  # fmt: skip
+
+
+def long_prefix(trial: int) -> str:
+    """~1,000 tokens of a system prompt, unique per trial so no earlier trial can be cached."""
+    lines = [f"Session {trial}-{time.time_ns()}. You are a coding assistant working in a Python sandbox."]
+    for n in range(60):
+        lines.append(f"Rule {n}: when a task mentions item {n}, compute it with code and print the result.")
+    return "\n".join(lines)
+
+
+def bench_prefix(model: EmbeddedModel, trials: int) -> dict[str, Any]:
+    rows = []
+    for i in range(trials):
+        convo = [{"role": "system", "content": long_prefix(i)},
+                 {"role": "user", "content": "What is 12 * 13? Answer briefly."}]  # fmt: skip
+        first = model.complete(convo, max_tokens=16)
+        convo += [{"role": "assistant", "content": first.text},
+                  {"role": "user", "content": "And 14 * 15?"}]  # fmt: skip
+        second = model.complete(convo, max_tokens=16)
+        row = {
+            "prompt_tokens_1": first.usage.prompt_tokens,
+            "cached_1": first.usage.cached_tokens,
+            "ttft_1": first.timings.time_to_first_token,
+            "prompt_tokens_2": second.usage.prompt_tokens,
+            "cached_2": second.usage.cached_tokens,
+            "ttft_2": second.timings.time_to_first_token,
+        }
+        rows.append(row)
+        print(f"  trial {i + 1}: first {row['prompt_tokens_1']} prompt tokens ({row['cached_1']} cached) "
+              f"TTFT {row['ttft_1']:.3f}s; second {row['prompt_tokens_2']} ({row['cached_2']} cached) "
+              f"TTFT {row['ttft_2']:.3f}s")  # fmt: skip
+    med1 = statistics.median(r["ttft_1"] for r in rows)
+    med2 = statistics.median(r["ttft_2"] for r in rows)
+    return {"trials": rows, "median_ttft_first": med1, "median_ttft_second": med2, "ratio": med2 / med1}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="embedded model name (default: the configured default)")
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128, help="tokens decoded per trial")
+    parser.add_argument("--flash-attn", action="store_true", help="run both sides with flash attention")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "model_speed.json")
+    args = parser.parse_args()
+
+    options = {"flash_attn": True} if args.flash_attn else {}
+    model = get_model(args.model, **options)
+    if not isinstance(model, EmbeddedModel):
+        parser.error(f"{model.name} is not an embedded model")
+    raw = raw_llama(model)
+    env = environment(model)
+    print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
+    print("environment:", json.dumps(env, indent=2))
+
+    print(f"\n[1] decode speed, {args.tokens} tokens, temperature 0, {args.trials} interleaved trials")
+    decode = bench_decode(model, raw, args.trials, args.tokens)
+    print(f"  median: codeloop {decode['median_codeloop']:.2f} tok/s, raw llama-cpp-python "
+          f"{decode['median_raw']:.2f} tok/s, ratio {decode['ratio']:.3f} (target >= 0.95)")  # fmt: skip
+
+    print(f"\n[2] time to first token with a ~1,000-token shared prefix, {args.trials} trials")
+    prefix = bench_prefix(model, args.trials)
+    print(f"  median TTFT: first call {prefix['median_ttft_first']:.3f}s, second call "
+          f"{prefix['median_ttft_second']:.3f}s, ratio {prefix['ratio']:.3f} (target <= 0.30)")  # fmt: skip
+    env["load_avg_1m_after"] = os.getloadavg()[0]
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": env, "decode": decode, "prefix": prefix}, indent=2))
+    print(f"\nresults: {args.out}")
+    ok = decode["ratio"] >= 0.95 and prefix["ratio"] <= 0.30
+    print("targets met" if ok else "targets NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
