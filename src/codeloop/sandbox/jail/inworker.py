@@ -25,11 +25,13 @@ __all__ = [
     "JailSetupError",
     "apply_from_env",
     "apply_plan",
+    "close_stray_fds",
     "drop_capabilities",
     "drop_privileges",
     "landlock_abi",
     "landlock_restrict",
     "load_seccomp_bpf",
+    "read_program",
 ]
 
 ENV_VAR = "CODELOOP_JAIL"
@@ -95,13 +97,18 @@ _RLIMITS = {
 
 
 def apply_rlimits(limits: Mapping[str, int]) -> None:
-    """Set soft and hard limits (hard too, so user code cannot raise them again)."""
+    """Set soft and hard limits (hard too, so user code cannot raise them again).
+
+    CPU time gets one second of grace above the soft limit: SIGXCPU (a clear cause of death)
+    comes first, SIGKILL only if the code ignores it.
+    """
     for name, value in limits.items():
         which = _RLIMITS[name]
         _soft, hard = resource.getrlimit(which)
         new = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        new_hard = new + 1 if name == "cpu" and (hard == resource.RLIM_INFINITY or new < hard) else new
         try:
-            resource.setrlimit(which, (new, new))
+            resource.setrlimit(which, (new, new_hard))
         except (OSError, ValueError) as e:
             raise JailSetupError(getattr(e, "errno", None) or 1, f"setrlimit({name}={new}): {e}") from e
 
@@ -178,8 +185,8 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def load_seccomp_bpf(fd: int) -> None:
-    """Install a filter compiled on the host (raw BPF read from ``fd``), then close ``fd``."""
+def read_program(fd: int) -> bytes:
+    """Read a BPF program the host handed over on ``fd``, then close ``fd``."""
     chunks = []
     try:
         os.lseek(fd, 0, os.SEEK_SET)
@@ -191,7 +198,11 @@ def load_seccomp_bpf(fd: int) -> None:
             break
         chunks.append(chunk)
     os.close(fd)
-    program = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def load_seccomp_bpf(program: bytes) -> None:
+    """Install a raw BPF filter (compiled on the host) on this process and its future children."""
     if not program or len(program) % 8:
         raise JailSetupError(22, f"seccomp program of {len(program)} bytes is not BPF")
     buf = ctypes.create_string_buffer(program, len(program))
@@ -329,9 +340,25 @@ def _add_path_rule(ruleset: int, path: str, access: int) -> None:
 # --- the whole plan ---------------------------------------------------------------------------
 
 
+def close_stray_fds(keep_below: int) -> None:
+    """Close every descriptor >= ``keep_below``: nothing the host leaked may reach user code."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(keep_below, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    for fd in fds:
+        if fd >= keep_below:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def apply_plan(plan: Mapping[str, Any]) -> dict[str, bool]:
     """Apply every step of ``plan`` (the host's JSON); returns which steps ran."""
     done: dict[str, bool] = {}
+    program = read_program(int(plan["seccomp_fd"])) if plan.get("seccomp_fd") is not None else None
+    close_stray_fds(int(plan.get("keep_fds", 5)))  # before RLIMIT_NOFILE hides the high ones
     if plan.get("umask") is not None:
         os.umask(int(plan["umask"]))
     if plan.get("rlimits"):
@@ -343,8 +370,8 @@ def apply_plan(plan: Mapping[str, Any]) -> dict[str, bool]:
     elif plan.get("drop_caps"):
         drop_capabilities()
         done["caps"] = True
-    if plan.get("seccomp_fd") is not None:
-        load_seccomp_bpf(int(plan["seccomp_fd"]))
+    if program is not None:
+        load_seccomp_bpf(program)
         done["seccomp"] = True
     landlock = plan.get("landlock")
     if landlock:

@@ -239,15 +239,18 @@ class WorkerJail:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def oom_killed(self) -> bool:
-        """Whether the session's cgroup saw the kernel kill a process for memory (kept after close)."""
-        if self._oom is None:
-            return self._cgroup is not None and self._cgroup.oom_killed()
-        return self._oom
+    def oom_killed(self) -> bool | None:
+        """Whether the kernel killed a process of the session for memory; None: no cgroup to ask.
+
+        Recorded at close, when the cgroup goes away.
+        """
+        if self._oom is not None:
+            return self._oom
+        return None if self._cgroup is None else self._cgroup.oom_killed()
 
     def close(self) -> None:
         """Kill everything of this session that is left, then free uid, cgroup and temp dir."""
-        if self._closed:
+        if self._closed or os.getpid() != self.owner_pid:  # a forked child never frees its parent's jail
             return
         self._closed = True
         self.started()

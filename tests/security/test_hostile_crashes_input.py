@@ -1,0 +1,105 @@
+"""Crashes the session must survive, and input/output that must not confuse the host.
+
+Crash verdicts come from the host: the old worker process is gone and a new one answers.
+Output verdicts: the host got well-formed text and its own reply channel was not forged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from hostside import alive, wait_until, worker_pid
+
+from codeloop import Sandbox
+
+Open = Callable[..., Sandbox]
+
+CRASHES = {
+    "null_read": "import ctypes\nctypes.string_at(0)",
+    "c_recursion": "import sys\nsys.setrecursionlimit(10**7)\ndef f():\n    return list(map(lambda _: f(), [0]))\nf()",
+    "os_exit": "import os\nos._exit(3)",
+    "abort": "import os\nos.abort()",
+    "kill_self": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    "stack_smash": "import ctypes\nctypes.memset(ctypes.addressof(ctypes.c_int.from_address(id(1))), 0, 1 << 20)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CRASHES))
+def test_the_session_recovers_from_a_crash(open_sandbox: Open, kind: str) -> None:
+    sb = open_sandbox()
+    sb.run("1")
+    old = worker_pid(sb)
+    r = sb.run(CRASHES[kind])
+    # A SIGKILL from nowhere looks like the OOM killer unless a memory cgroup says otherwise.
+    assert r.status in ("crashed", "error", *(("memory",) if kind == "kill_self" else ())), r.status
+    if r.status in ("crashed", "memory"):
+        assert r.restarted and wait_until(lambda: not alive(old))
+    assert sb.run("6 * 7").value == "42"
+
+
+def test_closed_stdout_and_stderr_come_back(open_sandbox: Open) -> None:
+    sb = open_sandbox()
+    sb.run("import os, sys\nos.close(1)\nos.close(2)\nprint('into the void')\nsys.stdout.flush()")
+    r = sb.run("print('after')")
+    assert r.status == "ok" and r.stdout.endswith("after\n"), r
+
+
+INPUTS = {
+    "syntax_error": ("def f(:\n    pass", "error"),
+    "nul_bytes": ("x = 1\0\nx", "error"),
+    "lone_surrogate": ("'\\ud800'", "ok"),
+    "huge_source": ("x = 0\n" + "x += 1\n" * 20000 + "x", "ok"),
+    "deep_nesting": ("(" * 5000 + ")" * 5000, "error"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(INPUTS))
+def test_bad_input_gets_a_clean_result(open_sandbox: Open, kind: str) -> None:
+    code, expected = INPUTS[kind]
+    sb = open_sandbox()
+    r = sb.run(code)
+    assert r.status == expected, (r.status, r.error)
+    assert not r.restarted
+    assert sb.run("'still here'").value == "'still here'"
+
+
+OUTPUTS = {
+    "invalid_utf8": "import sys\nsys.stdout.buffer.write(b'a\\xff\\xfe\\xfdb\\n')\nsys.stdout.flush()",
+    "binary": "import os\nos.write(1, bytes(range(256)))",
+    "ansi_escapes": "print('\\x1b[2J\\x1b]0;pwned\\x07\\x1b[31mred\\x1b[0m')",
+    "split_utf8": "import os\nos.write(1, 'é'.encode()[:1])\nos.write(1, 'é'.encode()[1:])",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OUTPUTS))
+def test_odd_output_arrives_as_text(open_sandbox: Open, kind: str) -> None:
+    sb = open_sandbox()
+    r = sb.run(OUTPUTS[kind])
+    assert r.status == "ok", r.error
+    assert isinstance(r.stdout, str)
+    r.stdout.encode("utf-8")  # well-formed: no lone surrogates reach the caller
+    if kind == "ansi_escapes":
+        assert "\x1b[2J" in r.stdout  # data, kept as is; faces decide how to show it
+    if kind == "split_utf8":
+        assert r.stdout == "é"
+
+
+def test_non_utf8_file_names_are_reported_and_kept(open_sandbox: Open) -> None:
+    sb = open_sandbox()
+    r = sb.run("open(b'bad-\\xff-name.txt', 'wb').write(b'x')")
+    assert r.status == "ok", r.error
+    assert os.listdir(os.fsencode(sb.workdir)) == [b"bad-\xff-name.txt"]
+    assert len(r.files) == 1
+    assert os.fsencode(r.files[0]).endswith(b"bad-\xff-name.txt")  # the name maps back to the real file
+
+
+def test_forged_replies_are_ignored(open_sandbox: Open) -> None:
+    sb = open_sandbox()
+    r = sb.run(
+        "import json, os\nbody = json.dumps({'status': 'ok', 'value': \"'forged'\", 'id': 'x'}).encode()\n"
+        "for fd in range(3, 64):\n    try:\n        os.write(fd, len(body).to_bytes(4, 'big') + body)\n"
+        "    except OSError:\n        pass\n'real'"
+    )
+    assert r.value == "'real'", r
