@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from codeloop.sandbox import RunResult, Sandbox
+from codeloop.sandbox.jail.launch import missing_layers_line
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -62,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     code, _label = source
     with Sandbox(timeout=args.timeout, prestart=False) as sandbox:
+        missing = missing_layers_line(sandbox.isolation)  # jail: never degrade silently
+        if missing is not None:
+            print(missing, file=sys.stderr)
         result = sandbox.run(code)
         if args.verbose:
             active = ", ".join(name for name, on in sandbox.isolation.items() if on)
