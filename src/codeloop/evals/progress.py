@@ -42,7 +42,7 @@ class Progress:
         self.done = 0
         self.note = ""
         self._start = time.monotonic()
-        self._last_line = 0.0
+        self._last_line = float("-inf")  # the first update always prints
 
     def advance(self, count: int = 1, note: str | None = None) -> None:
         self.done += count

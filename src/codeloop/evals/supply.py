@@ -30,13 +30,18 @@ class SessionSupply:
     pending closes are waited for.
     """
 
-    def __init__(self, open_session: SessionFactory, ahead: int, closers: int = 2) -> None:
+    def __init__(self, open_session: SessionFactory, ahead: int, openers: int = 2, closers: int = 2) -> None:
         self._open = open_session
         self._ready: queue.Queue[_Opened | BaseException] = queue.Queue(maxsize=max(1, ahead))
         self._stop = threading.Event()
         self._closers = ThreadPoolExecutor(max_workers=max(1, closers), thread_name_prefix="codeloop-close")
-        self._opener = threading.Thread(target=self._keep_open, name="codeloop-open", daemon=True)
-        self._opener.start()
+        # Opening is mostly waiting for a worker to boot, so a few openers keep the queue full.
+        self._openers = [
+            threading.Thread(target=self._keep_open, name=f"codeloop-open-{i}", daemon=True)
+            for i in range(max(1, openers))
+        ]
+        for thread in self._openers:
+            thread.start()
 
     def _open_one(self) -> _Opened:
         manager = self._open()
@@ -67,7 +72,8 @@ class SessionSupply:
 
     def _take(self) -> _Opened:
         try:
-            item = self._ready.get_nowait() if not self._opener.is_alive() else self._ready.get(timeout=5.0)
+            alive = any(t.is_alive() for t in self._openers)
+            item = self._ready.get(timeout=5.0) if alive else self._ready.get_nowait()
         except queue.Empty:
             return self._open_one()
         if isinstance(item, BaseException):
@@ -87,7 +93,8 @@ class SessionSupply:
 
     def close(self) -> None:
         self._stop.set()
-        self._opener.join()
+        for thread in self._openers:
+            thread.join()
         while True:
             try:
                 item = self._ready.get_nowait()

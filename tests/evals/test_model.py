@@ -1,0 +1,47 @@
+"""The whole pipeline with a real embedded model (SmolLM2-135M, the quick one): generate, repair, check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from codeloop.evals.generation import GenerationSettings, Mode
+from codeloop.evals.humaneval import HumanEvalOptions, run_humaneval
+from codeloop.evals.jsonl import read_jsonl
+from codeloop.evals.sessions import SessionFactory
+
+pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def smol():  # type: ignore[no-untyped-def]
+    from codeloop.llm import get_model
+
+    return get_model("smollm2-135m", n_ctx=4096)
+
+
+@pytest.mark.parametrize("mode", [Mode.PLAIN, Mode.TRACE])
+def test_real_model_run(tmp_path: Path, mode: Mode, smol, open_session: SessionFactory) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / f"{mode}.jsonl"
+    options = HumanEvalOptions(
+        out=out,
+        limit=2,
+        ks=(1,),
+        progress=False,
+        generation=GenerationSettings(mode=mode, rounds=1, max_tokens=160),
+    )
+    report = run_humaneval(options, model=smol, model_name=smol.name, open_session=open_session)
+    assert report.problems == 2 and report.samples == 2 and 0 <= report.passed <= 2
+    assert report.settings["prompt_style"] == "chatml" and report.settings["mode"] == str(mode)
+    rows = list(read_jsonl(Path(str(out) + "_results.jsonl")))
+    assert [r["task_id"] for r in rows] == ["HumanEval/0", "HumanEval/1"]
+    assert all(isinstance(r["completion"], str) and isinstance(r["passed"], bool) for r in rows)
+    samples = list(read_jsonl(out))
+    assert all(s["attempts"] >= 1 and s["tokens"] > 0 for s in samples)
+    if mode is Mode.PLAIN:
+        assert all(s["attempts"] == 1 and s["visible"] is None for s in samples)
+    else:
+        assert all(s["attempts"] <= 2 and s["visible"] is not None for s in samples)
+    assert json.loads(Path(str(out) + ".meta.json").read_text())["model"] == "smollm2-135m"
