@@ -48,18 +48,20 @@ class ScriptedModel:
     def __init__(self, replies: list[str]) -> None:
         self.replies = list(replies)
         self.prompts: list[str] = []
+        self.settings: list[dict[str, Any]] = []
 
-    def _next(self, prompt: str) -> _Reply:
+    def _next(self, prompt: str, settings: dict[str, Any]) -> _Reply:
         self.prompts.append(prompt)
+        self.settings.append(settings)
         if not self.replies:
             raise AssertionError(f"the model was asked more often than scripted; last prompt:\n{prompt}")
         return _Reply(self.replies.pop(0))
 
-    def complete_text(self, prompt: str, **_: Any) -> _Reply:
-        return self._next(prompt)
+    def complete_text(self, prompt: str, **settings: Any) -> _Reply:
+        return self._next(prompt, settings)
 
-    def complete(self, messages: Iterable[dict[str, str]], **_: Any) -> _Reply:
-        return self._next("\n".join(f"[{m['role']}] {m['content']}" for m in messages))
+    def complete(self, messages: Iterable[dict[str, str]], **settings: Any) -> _Reply:
+        return self._next("\n".join(f"[{m['role']}] {m['content']}" for m in messages), settings)
 
 
 @pytest.fixture

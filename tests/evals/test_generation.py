@@ -65,12 +65,16 @@ def test_repair_keeps_the_best_attempt_and_stops_after_rounds(
     assert "fails before any example runs" in model.prompts[2] and "SyntaxError" in model.prompts[2]
 
 
-def test_repair_stops_when_the_model_repeats_itself(
+def test_a_repeated_attempt_is_retried_by_sampling_then_given_up(
     problems: dict[str, Problem], open_session: SessionFactory, scripted
 ) -> None:
     model = scripted([WRONG, WRONG, RIGHT])
     made = generate_sample(problems[TASK], model, GenerationSettings(mode=Mode.REPAIR, rounds=3), open_session)
-    assert made.attempts == 2 and model.replies == [RIGHT]
+    assert made.attempts == 3 and made.visible == "2/2" and not model.replies
+    assert [c["temperature"] for c in model.settings] == [0.0, 0.0, 0.8] and model.settings[2]["seed"] is not None
+    model = scripted([WRONG, WRONG, WRONG, RIGHT])
+    made = generate_sample(problems[TASK], model, GenerationSettings(mode=Mode.REPAIR, rounds=3), open_session)
+    assert made.attempts == 3 and made.visible == "1/2" and model.replies == [RIGHT]
 
 
 def test_trace_feedback_shows_values_line_by_line(

@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="samples file to generate into (default: humaneval-<model>-<mode>.jsonl)")
     parser.add_argument("--mode", choices=["plain", "repair", "trace"], default="plain", help="how samples are generated")
     parser.add_argument("--rounds", type=int, default=3, help="repair rounds at most (repair/trace modes; default 3)")
+    parser.add_argument(
+        "--retry-temperature",
+        type=float,
+        default=0.8,
+        help="temperature for re-asking when a repair repeats an earlier attempt (default 0.8, seeded)",
+    )
     parser.add_argument("--n", type=int, default=1, help="samples per problem (default 1)")
     parser.add_argument("--k", default="1,10", help="pass@k values to report, comma-separated (default 1,10)")
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 max_tokens=args.max_tokens,
                 temperature=args.temperature,
                 seed=args.seed,
+                retry_temperature=args.retry_temperature,
             ),
             prompt_style=args.prompt_style,
             progress=not args.no_progress,

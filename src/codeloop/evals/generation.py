@@ -79,6 +79,7 @@ class GenerationSettings:
     temperature: float = 0.0
     seed: int | None = None
     example_timeout: float = 3.0
+    retry_temperature: float = 0.8  # for a repair attempt that merely repeated an earlier one
     trace_limits: TraceLimits = field(default_factory=TraceLimits)
 
     def describe(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class GenerationSettings:
         }
         if self.mode is not Mode.PLAIN:
             data["rounds"] = self.rounds
+            data["retry_temperature"] = self.retry_temperature
         return data
 
 
@@ -108,8 +110,15 @@ class Generated:
         return {"attempts": self.attempts, "visible": self.visible, "tokens": self.tokens, "seconds": round(self.seconds, 2)}
 
 
-def _ask(model: TextModel, conversation: Conversation, settings: GenerationSettings, seed: int | None) -> tuple[str, int]:
-    kwargs: dict[str, Any] = {"max_tokens": settings.max_tokens, "temperature": settings.temperature, "seed": seed}
+def _ask(
+    model: TextModel,
+    conversation: Conversation,
+    settings: GenerationSettings,
+    seed: int | None,
+    temperature: float | None = None,
+) -> tuple[str, int]:
+    temp = settings.temperature if temperature is None else temperature
+    kwargs: dict[str, Any] = {"max_tokens": settings.max_tokens, "temperature": temp, "seed": seed}
     if conversation.style is PromptStyle.CHAT:
         reply = model.complete(conversation.messages(), **kwargs)
     elif conversation.style is PromptStyle.CHATML:
@@ -152,6 +161,7 @@ def generate_sample(
     examples = extract_examples(problem)
     tried: list[str] = []
     best: tuple[tuple[int, int], str, VisibleReport] | None = None
+    rounds = 0
     while True:
         report = run_visible(
             problem,
@@ -165,13 +175,20 @@ def generate_sample(
         tried.append(completion)
         if best is None or _score(report) > best[0]:
             best = (_score(report), completion, report)
-        if report.all_passed or attempts > settings.rounds:
+        if report.all_passed or rounds >= settings.rounds:
             break
+        rounds += 1
         conversation.retry(completion, format_feedback(report, program_cell(problem, completion)))
         completion, used = _ask(model, conversation, settings, seed)
         attempts += 1
         tokens += used
         if completion in tried:
-            break  # the model repeated an attempt it already made: the feedback would repeat too
+            # The model repeated itself: ask once more, sampling (seeded, so runs still repeat).
+            retry_seed = (seed or 0) + 7919 * attempts
+            completion, used = _ask(model, conversation, settings, retry_seed, settings.retry_temperature)
+            attempts += 1
+            tokens += used
+            if completion in tried:
+                break
     return Generated(best[1], attempts, _visible_text(best[2]), tokens, time.perf_counter() - started)
 
