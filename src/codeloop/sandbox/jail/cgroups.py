@@ -135,6 +135,15 @@ def _enable_v2_controllers(*groups: Path) -> None:
         (group / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in _CONTROLLERS))
 
 
+def _running(pid: int) -> bool:
+    """Not yet a zombie (or gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
 def _open_high(path: Path) -> int:
     """Open for writing at fd >= 10: the spawner dup2s the protocol pipes onto 3 and 4."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -225,20 +234,31 @@ class SessionCgroup:
             with contextlib.suppress(OSError):
                 (self.dirs["unified"] / "cgroup.kill").write_text("1")
         deadline = time.monotonic() + timeout
+        signalled: set[int] = set()
         while True:
             pids = self.pids()
             if not pids:
-                return True
+                break
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+            signalled.update(pids)
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
+        # A task leaves cgroup.procs early in its exit: wait until each one is really dead.
+        while any(_running(pid) for pid in signalled):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
 
-    def remove(self) -> None:
-        """Kill what is left and delete the groups (a busy group is left for the next cleanup)."""
-        self.kill_all()
+    def remove(self) -> bool:
+        """Kill what is left and delete the groups; True when the group was emptied.
+
+        A group that stays busy is left for the next cleanup (``_remove_stale``).
+        """
+        emptied = self.kill_all()
         for d in self.dirs.values():
             for _ in range(50):
                 try:
@@ -250,3 +270,4 @@ class SessionCgroup:
                     if e.errno != errno.EBUSY:
                         break
                     time.sleep(0.01)
+        return emptied

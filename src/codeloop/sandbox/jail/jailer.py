@@ -254,13 +254,16 @@ class WorkerJail:
             return
         self._closed = True
         self.started()
+        emptied = False
         try:
             if self._cgroup is not None:
                 self._oom = self._cgroup.oom_killed()
-                self._cgroup.remove()
+                emptied = self._cgroup.remove()
         finally:
             if self._uid is not None:
-                self._uid.release()
+                # A session uid cannot leave its cgroup (root owns cgroup.procs): an emptied group
+                # means no process of the uid is left, and the sweep (two process spawns) is moot.
+                self._uid.release(sweep=not emptied)
             if self._tmpdir is not None:
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
         with _live_lock:

@@ -92,13 +92,17 @@ class UidLease:
             return cls(uid, fd)
         raise SandboxError("no free session uid after 256 tries")
 
-    def release(self) -> None:
-        """Kill what still runs as this uid, mark it clean and unlock it (idempotent)."""
+    def release(self, sweep: bool = True) -> None:
+        """Kill what still runs as this uid, mark it clean and unlock it (idempotent).
+
+        ``sweep=False`` when the caller already knows nothing is left (an emptied cgroup).
+        """
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         try:
-            kill_uid(self.uid)
+            if sweep:
+                kill_uid(self.uid)
             os.ftruncate(fd, 0)
             os.pwrite(fd, _CLEAN, 0)
         finally:
