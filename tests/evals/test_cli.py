@@ -61,6 +61,9 @@ def test_table_report_and_limit(tmp_path: Path, problems: dict[str, Problem]) ->
         (["--samples", "ok.jsonl", "--k", "one"], "--k"),
         (["--samples", "ok.jsonl", "--limit", "0"], "--limit"),
         (["--samples", "ok.jsonl", "--out", "x.jsonl"], "give one of them"),
+        (["--samples", "ok.jsonl", "--results", "ok.jsonl"], "the samples file itself"),
+        (["--samples", "ok.jsonl", "--n", "0"], "--n"),
+        (["--samples", "ok.jsonl", "--timeout", "-1"], "--timeout"),
     ],
 )
 def test_bad_input_is_a_usage_error(tmp_path: Path, args: list[str], message: str) -> None:

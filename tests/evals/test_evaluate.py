@@ -102,3 +102,43 @@ def test_progress_counts_every_sample(
     evaluate_samples(samples, problems, tmp_path / "r.jsonl", open_session, progress=progress, workers=2)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 5 and lines[-1].startswith("check: 5/5 (100%)") and "passed 5" in lines[-1]
+
+
+def test_every_sample_gets_its_own_fresh_session(
+    tmp_path: Path, problems: dict[str, Problem], open_session: SessionFactory
+) -> None:
+    """Sessions are opened ahead and closed behind, but each serves one sample and all are closed."""
+    import threading
+    from contextlib import contextmanager
+
+    lock = threading.Lock()
+    log: dict[int, list[str]] = {}
+    closed: list[int] = []
+
+    class Recording:
+        def __init__(self, inner: object, number: int) -> None:
+            self.inner, self.number = inner, number
+
+        def run(self, code: str, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
+            with lock:
+                log[self.number].append(code)
+            return self.inner.run(code, timeout=timeout)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def recording_factory():  # type: ignore[no-untyped-def]
+        with lock:
+            number = len(log)
+            log[number] = []
+        with open_session() as session:
+            yield Recording(session, number)
+        with lock:
+            closed.append(number)
+
+    samples = [Sample(p.task_id, 0, p.canonical_solution) for p in list(problems.values())[:12]]
+    report = evaluate_samples(samples, problems, tmp_path / "r.jsonl", recording_factory, workers=3)
+    assert report.passed == 12
+    used = {n: cells for n, cells in log.items() if cells}
+    assert len(used) == 12  # one session per sample
+    for cells in used.values():
+        assert len(cells) == 3 and sum("def check(candidate)" in c for c in cells) == 1
+    assert sorted(closed) == sorted(log)  # the spare sessions opened ahead were closed too

@@ -102,6 +102,8 @@ def run_humaneval(
         if not samples:
             raise EvalInputError(f"{options.samples} has no samples for the selected problems")
         results = options.results or default_results_path(options.samples)
+        if Path(results).resolve() == Path(options.samples).resolve():
+            raise EvalInputError(f"--results {results} is the samples file itself: choose another path")
         return evaluate_samples(
             samples,
             problems,
