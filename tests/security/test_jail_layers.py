@@ -241,3 +241,36 @@ def _pids_of(uid: int) -> list[int]:
     from hostside import of_uid
 
     return of_uid(uid)
+
+
+@pytest.mark.skipif(
+    not Path("/usr/bin/python3").exists(), reason="needs a system python3 an ordinary uid can run"
+)
+def test_nproc_in_a_user_namespace_counts_the_session_alone() -> None:
+    """What process_limit rests on for unprivileged callers: in its own user namespace a session's
+    RLIMIT_NPROC counts its own processes, not the caller's (who here already runs 30)."""
+    host = probe.probe_host()
+    if os.geteuid() != 0 or host.bwrap is None:
+        pytest.skip("needs root (to act as an ordinary uid) and bubblewrap")
+    lease = uids.UidLease.acquire()
+    as_user = {"user": lease.uid, "group": lease.gid, "extra_groups": [], "start_new_session": True}
+    sleepers = [subprocess.Popen(["sleep", "30"], **as_user) for _ in range(30)]  # type: ignore[call-overload]
+    try:
+        code = (
+            "import os, resource, time\nresource.setrlimit(resource.RLIMIT_NPROC, (20, 20))\nn = 0\n"
+            "while n < 100:\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+            "    if pid == 0:\n        time.sleep(3)\n        os._exit(0)\n    n += 1\nprint(n)"
+        )
+        argv = bwrap.bwrap_argv(
+            host.bwrap, probe.BwrapMode.USERNS, read_only=["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache"],
+            session_dir="/tmp", tmp_size_bytes=1 << 20, network=False, switch_uid=False, seccomp_fd=None,
+            command=["/usr/bin/python3", "-I", "-c", code],
+        )  # fmt: skip
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30, **as_user)  # type: ignore[call-overload]
+        assert out.returncode == 0, out.stderr
+        assert 10 <= int(out.stdout) < 20, out.stdout  # its own limit bit, the caller's 30 did not count
+    finally:
+        for proc in sleepers:
+            proc.kill()
+            proc.wait()
+        lease.release()

@@ -130,10 +130,15 @@ class WorkerJail:
         else:
             self._off("cgroups", host.reasons.get("cgroups", "no cgroups"))
         self.isolation["cgroups"] = self._cgroup is not None
-        self.isolation["process_limit"] = switch or self._cgroup is not None
+        # RLIMIT_NPROC counts the session alone under its own uid, or in its own user namespace
+        # (Linux >= 5.14 counts processes per user namespace); else it would count the caller's.
+        self._nproc = switch or (
+            self.namespaces and host.bwrap_mode == BwrapMode.USERNS and _kernel_at_least(5, 14)
+        )
+        self.isolation["process_limit"] = self._nproc or self._cgroup is not None
         if not self.isolation["process_limit"]:
             self.notes.append(
-                "process_limit: off: no session uid and no pids cgroup: a fork bomb is not contained"
+                "process_limit: off: no session uid, user namespace or pids cgroup: a fork bomb is not contained"
             )
 
         self.isolation["seccomp"] = host.seccomp
@@ -184,7 +189,7 @@ class WorkerJail:
             write.append(self._tmpdir)
         plan: dict[str, object] = {
             "umask": 0o077,
-            "rlimits": policy.rlimits(nproc=self.isolation["uid"]),
+            "rlimits": policy.rlimits(nproc=self._nproc),
             "seccomp_fd": seccomp_fd,
         }
         if self._uid is not None:
@@ -268,6 +273,14 @@ class WorkerJail:
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
         with _live_lock:
             _live.discard(self)
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        found = tuple(int(part) for part in os.uname().release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return found >= (major, minor)
 
 
 def _under(path: str, root: str) -> bool:
