@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +34,15 @@ class ProcTools:
         return process_tree(root)
 
     @staticmethod
-    def alive(pids: set[int]) -> set[int]:
-        return alive(pids)
+    def alive(pids: set[int], settle: float = 2.0) -> set[int]:
+        """Those still running after up to ``settle`` seconds: SIGKILLed processes (the worker's
+        children, a jail's inner processes) finish dying asynchronously, in milliseconds."""
+        deadline = time.monotonic() + settle
+        left = alive(pids)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.01)
+            left = alive(left)
+        return left
 
 
 @pytest.fixture

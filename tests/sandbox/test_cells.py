@@ -155,3 +155,16 @@ def test_host_environment_does_not_leak_in(monkeypatch: pytest.MonkeyPatch) -> N
 def test_extra_env_is_passed() -> None:
     with Sandbox(env={"GREETING": "hello"}) as sb:
         assert sb.run("import os\nos.environ['GREETING']").value == "'hello'"
+
+
+def test_files_are_listed_in_a_settled_empty_directory_and_right_after_a_change(sb: Sandbox) -> None:
+    import time
+
+    sb.run("1")
+    time.sleep(0.1)  # the empty directory's mtime is now old enough to be trusted
+    assert sb.run("open('late.txt', 'w').write('x')").files == ["late.txt"]
+    assert sb.run("import os\nos.remove('late.txt')").files == []
+    assert sb.run("open('again.txt', 'w').write('y')").files == ["again.txt"]  # right after a change
+    assert sb.run("import os\nos.makedirs('sub')").files == []  # directories alone are not files
+    time.sleep(0.1)
+    assert sb.run("open('sub/inner.txt', 'w').write('z')").files == ["sub/inner.txt"]

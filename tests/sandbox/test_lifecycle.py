@@ -122,14 +122,16 @@ def test_close_from_another_thread_cuts_a_running_cell_short(procs: Any) -> None
 
 
 def test_pool_hands_out_a_ready_worker_and_refills() -> None:
+    assert POOL.wait_for_refills(30)  # spares other tests are still starting
     with Sandbox():
-        pass  # the first session of a profile fills the pool
+        pass  # the first session of a profile fills the pool, in the background
+    assert POOL.wait_for_refills(30)
     assert POOL.idle_count() >= 1
     pooled = set(POOL.idle_pids())
     with Sandbox() as sb:
-        assert sb.pid in pooled  # taken from the pool, not started now
-        assert POOL.idle_count() >= 1  # and replaced at once
+        assert sb.pid in pooled, (sb.pid, pooled)  # taken from the pool, not started now
         assert sb.run("1 + 1").value == "2"
+        assert POOL.wait_for_refills(30) and POOL.idle_count() >= 1  # and replaced
 
 
 def _run_script(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -145,6 +147,7 @@ def test_interpreter_exit_stops_pool_workers_and_unclosed_sessions(tmp_path: Pat
         from codeloop.sandbox.pool import POOL
         sb = Sandbox()                      # never closed
         sb.run("import subprocess\\nchild = subprocess.Popen(['sleep', '60'])")
+        POOL.wait_for_refills(30)
         print(sb.pid, sb.workdir, *POOL.idle_pids())
         """,
         tmp_path,
@@ -181,3 +184,24 @@ def test_forked_child_does_not_touch_the_parents_session(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "42", "True"]
+
+
+def test_a_session_outlives_the_thread_that_created_it() -> None:
+    # A jail's parent-death signal follows the forking *thread*: workers must not die with it.
+    made: list[Sandbox] = []
+    creator = threading.Thread(target=lambda: made.append(Sandbox()))
+    creator.start()
+    creator.join(30)
+    [sb] = made
+    with sb:
+        time.sleep(0.3)
+        first = sb.run("1 + 1")
+        assert first.value == "2" and not first.restarted, first.notes
+        assert sb.run("import os\nos._exit(1)").restarted  # restarted from a thread that ends now:
+        results: list[RunResult] = []
+        finisher = threading.Thread(target=lambda: results.append(sb.run("x = 5")))
+        finisher.start()
+        finisher.join(30)
+        time.sleep(0.3)
+        after = sb.run("x")
+        assert after.value == "5" and not after.restarted, after.notes

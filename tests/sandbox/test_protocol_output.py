@@ -68,3 +68,19 @@ def test_result_to_dict_is_json_ready() -> None:
     assert data["status"] == "error" and data["error"]["ename"] == "ValueError"
     assert data["figures"] == ["iVBORw0KGgo="]
     assert result.to_dict(figure_paths=["/tmp/f.png"])["figures"] == ["/tmp/f.png"]
+
+
+def test_the_hand_built_run_request_is_the_same_json() -> None:
+    from codeloop.sandbox.protocol import encode_limits, encode_run_request
+
+    code = 'print("é\\u2028\\x00")\n\t"""quotes"""'
+    frame = encode_run_request("n0nce", code, 7, encode_limits({"max_repr": 10, "max_files": 2}))
+    [message] = FrameReader().feed(frame)
+    assert message == {"op": "run", "id": "n0nce", "code": code, "cell": 7, "max_repr": 10, "max_files": 2}
+    assert frame == encode_frame(message)
+
+
+def test_trailing_garbage_after_a_frames_json_is_rejected() -> None:
+    body = b'{"id": 1} {}'
+    with pytest.raises(ProtocolError, match="after its JSON"):
+        FrameReader().feed(len(body).to_bytes(4, "big") + body)

@@ -13,9 +13,8 @@ import pytest
 
 from codeloop.errors import SandboxError
 from codeloop.sandbox import Sandbox
-from codeloop.sandbox.exchange import Ending, exchange
+from codeloop.sandbox.exchange import Capture, Ending, exchange
 from codeloop.sandbox.launcher import REPLY_FD, REQUEST_FD, WORKER_SCRIPT, LaunchSpec, build_launch
-from codeloop.sandbox.output import BoundedOutput
 from codeloop.sandbox.protocol import encode_frame
 from codeloop.sandbox.spawn import spawn_worker
 
@@ -30,10 +29,10 @@ def run_once(launch_dir: Path, code: str, preexec: object = None) -> dict[str, o
         launch = dataclasses.replace(launch, preexec_fn=preexec)
     proc = spawn_worker(launch)
     try:
-        outputs = {name: BoundedOutput(name, 4096) for name in ("stdout", "stderr")}
+        capture = Capture(4096, 1 << 20, None)
         request = {"op": "run", "id": "n1", "code": code, "cell": 1}
-        outcome, _ = exchange(proc, encode_frame(request), "n1", time.monotonic() + 20, outputs, None, 1 << 20)
-        assert outcome.ending is Ending.REPLY and outcome.reply is not None, outputs["stderr"].text()
+        outcome = exchange(proc, encode_frame(request), "n1", time.monotonic() + 20, capture)
+        assert outcome.ending is Ending.REPLY and outcome.reply is not None, capture.text("stderr")
         return outcome.reply
     finally:
         proc.stop(0.1)

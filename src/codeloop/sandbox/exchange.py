@@ -2,7 +2,9 @@
 
 The calling thread polls the reply pipe, both output pipes and the worker's pidfd, so output is
 captured (and streamed) as it arrives and the deadline holds whatever the worker does. Reply
-frames that lack the request's nonce are dropped and counted.
+frames that lack the request's nonce are dropped and counted. The worker flushes its output
+before it replies, so when the reply is readable its output already sits in the pipes and shows
+in the same poll: the common cell costs one poll and one read.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from codeloop.sandbox.output import BoundedOutput
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.protocol import ProtocolError
 
-__all__ = ["Ending", "Outcome", "exchange"]
+__all__ = ["Capture", "Ending", "Outcome", "exchange"]
 
 OnOutput = Callable[[str, str], None]
 _READ = 1 << 16
-_DRAIN_READS = 256  # at most this many reads per pipe after the reply (a busy writer cannot stall us)
+_DRAIN_READS = 256  # reads per pipe after the reply at most (a busy background writer cannot stall us)
+_NO_PIDFD_POLL_MS = 50  # without a pidfd, look for the worker's exit this often
 
 
 class Ending(Enum):
@@ -45,25 +48,31 @@ class Outcome:
     forged: int = 0
 
 
-class _Capture:
-    """Routes output bytes to the bounded buffers and the live callback; enforces the hard cap."""
+class Capture:
+    """A cell's stdout/stderr: bounded buffers (made on first byte), the live callback, the hard cap."""
 
-    def __init__(
-        self, proc: WorkerProcess, outputs: dict[str, BoundedOutput], on_output: OnOutput | None, hard_limit: int
-    ) -> None:
-        self.by_fd = {proc.pipes.stdout: outputs["stdout"], proc.pipes.stderr: outputs["stderr"]}
-        self.on_output = on_output
+    def __init__(self, limit: int, hard_limit: int, on_output: OnOutput | None) -> None:
+        self.limit = limit
         self.hard_limit = hard_limit
+        self.on_output = on_output
         self.total = 0
         self.callback_error: BaseException | None = None
+        self.buffers: dict[str, BoundedOutput] = {}
+        self._names: dict[int, str] = {}
+
+    def attach(self, proc: WorkerProcess) -> None:
+        self._names = {proc.pipes.stdout: "stdout", proc.pipes.stderr: "stderr"}
 
     def __call__(self, fd: int, data: bytes) -> None:
-        buffer = self.by_fd[fd]
+        name = self._names[fd]
+        buffer = self.buffers.get(name)
+        if buffer is None:
+            buffer = self.buffers[name] = BoundedOutput(name, self.limit)
         self.total += len(data)
         live = buffer.feed(data)
         if live and self.on_output is not None:
             try:
-                self.on_output(buffer.name, live)
+                self.on_output(name, live)
             except Exception as e:  # a broken callback must not wedge the session
                 self.callback_error = e
                 self.on_output = None
@@ -71,6 +80,14 @@ class _Capture:
     @property
     def over_limit(self) -> bool:
         return self.total > self.hard_limit
+
+    def text(self, name: str) -> str:
+        buffer = self.buffers.get(name)
+        return buffer.text() if buffer is not None else ""
+
+    @property
+    def truncated(self) -> bool:
+        return any(buffer.truncated for buffer in self.buffers.values())
 
 
 def _read(fd: int) -> bytes | None:
@@ -83,9 +100,9 @@ def _read(fd: int) -> bytes | None:
         return b""
 
 
-def _drain(proc: WorkerProcess, capture: _Capture) -> None:
-    """Read what the worker already wrote to stdout/stderr (it flushes before replying)."""
-    for fd in list(proc.open_outputs):
+def _drain(proc: WorkerProcess, capture: Capture, fds: list[int] | set[int]) -> None:
+    """Read what is left in these output pipes, up to the hard cap."""
+    for fd in fds:
         for _ in range(_DRAIN_READS):
             data = _read(fd)
             if data is None:
@@ -98,86 +115,69 @@ def _drain(proc: WorkerProcess, capture: _Capture) -> None:
                 return
 
 
-def exchange(
-    proc: WorkerProcess,
-    frame: bytes,
-    nonce: str,
-    deadline: float,
-    outputs: dict[str, BoundedOutput],
-    on_output: OnOutput | None,
-    hard_limit: int,
-) -> tuple[Outcome, _Capture]:
-    """Send ``frame`` and collect output until the reply with ``nonce``, a death, or the deadline."""
-    capture = _Capture(proc, outputs, on_output, hard_limit)
-    pipes = proc.pipes
-    pending = memoryview(frame)
-    forged = 0
+def _send(fd: int, pending: memoryview) -> memoryview | None:
+    """Write what the pipe takes now; None when the worker is gone."""
     try:
-        pending = pending[os.write(pipes.request, pending) :]
+        return pending[os.write(fd, pending) :]
     except BlockingIOError:
-        pass
-    except OSError:  # broken pipe: the worker is gone
-        return Outcome(Ending.DIED, detail="the worker closed its request pipe"), capture
+        return pending
+    except OSError:  # broken pipe: the worker closed it or died
+        return None
+
+
+def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, capture: Capture) -> Outcome:
+    """Send ``frame`` and collect output until the reply with ``nonce``, a death, or the deadline."""
+    capture.attach(proc)
+    pipes = proc.pipes
+    poll = proc.poller.poll
+    forged = 0
+    pending = _send(pipes.request, memoryview(frame))
+    if pending is None:
+        return Outcome(Ending.DIED, detail="the worker closed its request pipe")
     if pending:
         proc.poller.register(pipes.request, select.POLLOUT)
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return Outcome(Ending.TIMEOUT, forged=forged), capture
-            died = False
-            for fd, _ in proc.poller.poll(math.ceil(left * 1000) if proc.pidfd is not None else min(50, math.ceil(left * 1000))):
-                if fd == pipes.reply:
-                    data = _read(fd)
-                    if data is None:
-                        continue
-                    if not data:
-                        died = True
-                        proc.forget_fd(fd)
-                        continue
+                return Outcome(Ending.TIMEOUT, forged=forged)
+            wait_ms = math.ceil(left * 1000)
+            events = poll(wait_ms if proc.pidfd is not None else min(wait_ms, _NO_PIDFD_POLL_MS))
+            ready = {fd for fd, _ in events}
+            outputs = [fd for fd in ready if fd in proc.open_outputs]
+            _drain(proc, capture, outputs)  # output before the reply: it was written first
+            if capture.over_limit:
+                return Outcome(Ending.OUTPUT_LIMIT, forged=forged)
+            died = proc.pidfd in ready or (proc.pidfd is None and proc.exited())
+            if pipes.reply in ready:
+                data = _read(pipes.reply)
+                if data == b"":
+                    died = True
+                    proc.forget_fd(pipes.reply)
+                elif data:
                     try:
                         frames = proc.reader.feed(data)
                     except ProtocolError as e:
-                        return Outcome(Ending.PROTOCOL, detail=str(e), forged=forged), capture
+                        return Outcome(Ending.PROTOCOL, detail=str(e), forged=forged)
                     for message in frames:
                         if message.get("id") == nonce:
-                            _drain(proc, capture)
-                            return Outcome(Ending.REPLY, reply=message, forged=forged), capture
+                            return Outcome(Ending.REPLY, reply=message, forged=forged)
                         forged += 1
-                elif fd in proc.open_outputs:
-                    data = _read(fd)
-                    if data is None:
-                        continue
-                    if not data:
-                        proc.forget_fd(fd)
-                        continue
-                    capture(fd, data)
-                    if capture.over_limit:
-                        return Outcome(Ending.OUTPUT_LIMIT, forged=forged), capture
-                elif fd == pipes.request and pending:
-                    try:
-                        pending = pending[os.write(fd, pending) :]
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        died = True
-                        continue
-                    if not pending:
-                        proc.poller.unregister(fd)
-                elif fd == proc.pidfd:
+            if pending and pipes.request in ready:
+                pending = _send(pipes.request, pending)
+                if pending is None:
                     died = True
-            if proc.pidfd is None and not died:
-                died = proc.exited()
+                elif not pending:
+                    proc.poller.unregister(pipes.request)
             if died:
-                _drain(proc, capture)
-                last = _read(pipes.reply)
-                try:
-                    for message in proc.reader.feed(last or b""):
-                        if message.get("id") == nonce:  # it replied, then exited
-                            return Outcome(Ending.REPLY, reply=message, forged=forged), capture
+                _drain(proc, capture, set(proc.open_outputs))
+                try:  # it may have replied just before it exited
+                    for message in proc.reader.feed(_read(pipes.reply) or b""):
+                        if message.get("id") == nonce:
+                            return Outcome(Ending.REPLY, reply=message, forged=forged)
                 except ProtocolError:
                     pass
-                return Outcome(Ending.DIED, forged=forged), capture
+                return Outcome(Ending.DIED, forged=forged)
     finally:
         if pending and pipes.request >= 0:
             try:

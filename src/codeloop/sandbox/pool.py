@@ -69,7 +69,10 @@ class WorkerPool:
         self.max_profiles = max_profiles
         self.stop_grace = stop_grace
         self._idle: OrderedDict[tuple[object, ...], deque[StartedWorker]] = OrderedDict()
+        self._starting: dict[tuple[object, ...], int] = {}
+        self._closed = False
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
 
     @staticmethod
     def _key(template: LaunchSpec, root: Path | None) -> tuple[object, ...]:
@@ -93,23 +96,48 @@ class WorkerPool:
         key = self._key(template, root)
         evicted: list[StartedWorker] = []
         with self._lock:
+            if self._closed:
+                return
             idle = self._idle.setdefault(key, deque())
             self._idle.move_to_end(key)
-            missing = self.per_profile - len(idle)
+            missing = self.per_profile - len(idle) - self._starting.get(key, 0)
+            self._starting[key] = self._starting.get(key, 0) + max(missing, 0)
             while len(self._idle) > self.max_profiles:
                 _, old = self._idle.popitem(last=False)
                 evicted.extend(old)
-        for worker in evicted:
-            self._discard(worker)
+        for old_worker in evicted:
+            self._discard(old_worker)
         for _ in range(missing):
+            worker: StartedWorker | None = None
             session_dir = new_session_dir(root)
             try:
                 worker = start_worker(template, session_dir)
             except SandboxError:
-                remove_tree(session_dir)
-                return  # the caller's own spawn reports the problem
+                remove_tree(session_dir)  # the caller's own spawn reports the problem
             with self._lock:
-                self._idle.setdefault(key, deque()).append(worker)
+                self._starting[key] -= 1
+                keep = worker is not None and not self._closed
+                if worker is not None and keep:
+                    self._idle.setdefault(key, deque()).append(worker)
+                self._settled.notify_all()
+            if worker is not None and not keep:
+                self._discard(worker)  # shut down meanwhile (interpreter exit)
+
+    def refill_in_background(self, template: LaunchSpec, root: Path | None) -> None:
+        """``refill`` on a thread: a jailed launch costs tens of ms that a new session should not wait for."""
+
+        def work() -> None:
+            try:
+                self.refill(template, root)
+            except Exception:  # a spare worker is an optimisation; the next session spawns its own
+                pass
+
+        threading.Thread(target=work, name="codeloop-sandbox-pool", daemon=True).start()
+
+    def wait_for_refills(self, timeout: float) -> bool:
+        """Wait until no spare worker is being started; False if ``timeout`` passed first."""
+        with self._settled:
+            return self._settled.wait_for(lambda: not any(self._starting.values()), timeout)
 
     def idle_count(self) -> int:
         with self._lock:
@@ -125,10 +153,12 @@ class WorkerPool:
         remove_tree(worker.session_dir)
 
     def shutdown(self) -> None:
-        """Stop every idle worker and remove its directory (at exit, or on demand)."""
+        """Stop every idle worker, remove its directory, and take no new ones (at interpreter exit)."""
+        self.wait_for_refills(5.0)  # a spare being started now would otherwise outlive us
         with self._lock:
             workers = [w for q in self._idle.values() for w in q]
             self._idle.clear()
+            self._closed = True
         for worker in workers:
             if worker.proc.owner_pid == os.getpid():
                 self._discard(worker)
@@ -139,7 +169,9 @@ class WorkerPool:
             for worker in queue:
                 worker.proc.close()
         self._idle.clear()
+        self._starting.clear()
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
 
 
 POOL = WorkerPool()

@@ -23,13 +23,12 @@ from typing import Any
 
 from codeloop.config import user_dir
 from codeloop.errors import ConfigError, SandboxError
-from codeloop.sandbox.exchange import Ending, Outcome, exchange
+from codeloop.sandbox.exchange import Capture, Ending, Outcome, exchange
 from codeloop.sandbox.jail.policy import check_layer_names, check_limits
 from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
-from codeloop.sandbox.output import BoundedOutput
 from codeloop.sandbox.pool import POOL, StartedWorker, new_session_dir, remove_tree, start_worker
 from codeloop.sandbox.process import WorkerProcess
-from codeloop.sandbox.protocol import ProtocolError, encode_frame
+from codeloop.sandbox.protocol import ProtocolError, encode_limits, encode_run_request
 from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
 
 __all__ = ["Sandbox"]
@@ -37,10 +36,18 @@ __all__ = ["Sandbox"]
 #: what ``strict=True`` requires (DESIGN.md section 5): without these the session refuses to start
 STRICT_LAYERS = ("process", "clean_env", "rlimits", "namespaces", "landlock", "seccomp")
 
+#: the statuses a worker may report (the others are decided by the host)
+_REPLY_STATUS = {"ok": RunStatus.OK, "error": RunStatus.ERROR, "memory": RunStatus.MEMORY}
+
 STATE_LOST = (
     "the sandbox restarted: variables, imports and definitions from earlier cells are gone "
     "(files in the session directory are kept)"
 )
+
+
+#: bumped in a forked child, so a session can tell it was inherited without a getpid() per call
+_fork_generation = [0]
+os.register_at_fork(after_in_child=lambda: _fork_generation.__setitem__(0, _fork_generation[0] + 1))
 
 
 class _Resources:
@@ -50,6 +57,7 @@ class _Resources:
         self.proc: WorkerProcess | None = worker.proc
         self.session_dir = worker.session_dir
         self.owner_pid = os.getpid()
+        self.fork_generation = _fork_generation[0]
 
     def release(self, grace: float) -> None:
         if os.getpid() != self.owner_pid:  # a forked child must not kill or delete its parent's session
@@ -158,7 +166,7 @@ class Sandbox:
                 remove_tree(session_dir)
                 raise
         if prestart:
-            POOL.refill(self._template, self._root)
+            POOL.refill_in_background(self._template, self._root)
         self._launch = worker.launch
         self._res = _Resources(worker)
         self._finalizer = weakref.finalize(self, _Resources.release, self._res, 0.05)
@@ -166,6 +174,7 @@ class Sandbox:
         self._closed = False
         self._cell = 0
         self._pending_notes: list[str] = []
+        self._limits = encode_limits({"max_repr": max_repr, "max_figures": max_figures, "max_files": max_files})
 
     @staticmethod
     def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -217,12 +226,15 @@ class Sandbox:
         """Run one cell; ``on_output(stream, text)`` gets output while it runs."""
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, not {type(code).__name__}")
-        _positive("timeout", timeout, allow_none=True)
-        limit = self.timeout if timeout is None else float(timeout)
+        if timeout is None:
+            limit = self.timeout
+        else:
+            _positive("timeout", timeout)
+            limit = float(timeout)
         with self._lock:
             if self._closed:
                 raise SandboxError("this sandbox session is closed")
-            if self._res.owner_pid != os.getpid():
+            if self._res.fork_generation != _fork_generation[0]:
                 raise SandboxError("this sandbox session belongs to the process that created it (used after fork)")
             return self._run_locked(code, limit, on_output)
 
@@ -265,20 +277,10 @@ class Sandbox:
         proc = self._res.proc
         assert proc is not None
         self._cell += 1
-        nonce = os.urandom(12).hex()
-        request = {
-            "op": "run",
-            "id": nonce,
-            "code": code,
-            "cell": self._cell,
-            "max_repr": self.max_repr,
-            "max_figures": self.max_figures,
-            "max_files": self.max_files,
-        }
-        outputs = {name: BoundedOutput(name, self.max_output) for name in ("stdout", "stderr")}
-        outcome, capture = exchange(
-            proc, encode_frame(request), nonce, start + limit, outputs, on_output, self.output_hard_limit
-        )
+        nonce = os.urandom(8).hex()
+        capture = Capture(self.max_output, self.output_hard_limit, on_output)
+        frame = encode_run_request(nonce, code, self._cell, self._limits)
+        outcome = exchange(proc, frame, nonce, start + limit, capture)
         result = RunResult(status=RunStatus.OK, cell=self._cell, notes=notes, restarted=restarted)
         if outcome.ending is Ending.REPLY and outcome.reply is not None:
             try:
@@ -293,26 +295,29 @@ class Sandbox:
             result.notes.append(f"ignored {outcome.forged} reply frame(s) without this request's nonce")
         if capture.callback_error is not None:
             result.notes.append(f"on_output raised {capture.callback_error!r}; later output was not delivered")
-        result.stdout = outputs["stdout"].text()
-        result.stderr = outputs["stderr"].text() + result.stderr
-        result.truncated = outputs["stdout"].truncated or outputs["stderr"].truncated
+        if capture.buffers:
+            result.stdout = capture.text("stdout")
+            result.stderr = capture.text("stderr") + result.stderr
+            result.truncated = capture.truncated
         result.duration = time.monotonic() - start
         return result
 
     def _apply_reply(self, result: RunResult, reply: dict[str, Any]) -> None:
         """Copy a worker reply into the result, checking its shape (a worker is not trusted)."""
         try:
-            result.status = RunStatus(reply["status"])
-            if result.status not in (RunStatus.OK, RunStatus.ERROR, RunStatus.MEMORY):
-                raise ValueError(f"status {result.status} cannot come from a worker")
+            result.status = _REPLY_STATUS[reply["status"]]
             value = reply.get("value")
-            result.value = None if value is None else _clean(value)
+            if value is not None:
+                result.value = _clean(value)
             error = reply.get("error")
             if error is not None:
                 result.error = ErrorInfo(_clean(error["ename"]), _clean(error["evalue"]), _clean(error["traceback"]))
-            result.figures = [binascii.a2b_base64(str(png)) for png in reply.get("figures", [])]
-            result.files = [str(path) for path in reply.get("files", [])]
-            result.notes.extend(_clean(note) for note in reply.get("notes", []))
+            if "figures" in reply:
+                result.figures = [binascii.a2b_base64(str(png)) for png in reply["figures"]]
+            if "files" in reply:
+                result.files = [str(path) for path in reply["files"]]
+            if "notes" in reply:
+                result.notes.extend(_clean(note) for note in reply["notes"])
         except (KeyError, TypeError, ValueError, binascii.Error) as e:
             raise ProtocolError(f"malformed reply from the worker: {e!r}") from e
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import queue
 import signal
 import subprocess
+import threading
+from collections.abc import Callable
 
 from codeloop.errors import SandboxError
 from codeloop.sandbox.launcher import REPLY_FD, REQUEST_FD, Launch
@@ -33,8 +36,56 @@ def _lift(fd: int) -> int:
     return high
 
 
+class _SpawnThread:
+    """Runs every spawn on one long-lived thread.
+
+    A jail's parent-death signal (bwrap --die-with-parent, PR_SET_PDEATHSIG) fires when the
+    *thread* that forked the worker ends, not the process. Sessions are created and restarted
+    from any thread (pool refills, request handlers), so their workers are forked here instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], WorkerProcess], list[object], threading.Event]] | None = None
+        self._owner = -1
+
+    def call(self, job: Callable[[], WorkerProcess]) -> WorkerProcess:
+        with self._lock:
+            if self._jobs is None or self._owner != os.getpid():  # first use, or a forked child
+                self._jobs = queue.SimpleQueue()
+                self._owner = os.getpid()
+                threading.Thread(target=self._serve, args=(self._jobs,), name="codeloop-spawner", daemon=True).start()
+            jobs = self._jobs
+        box: list[object] = []
+        done = threading.Event()
+        jobs.put((job, box, done))
+        done.wait()
+        outcome = box[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert isinstance(outcome, WorkerProcess)
+        return outcome
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[tuple[Callable[[], WorkerProcess], list[object], threading.Event]]) -> None:
+        while True:
+            job, box, done = jobs.get()
+            try:
+                box.append(job())
+            except BaseException as e:  # handed to the caller, raised in its thread
+                box.append(e)
+            done.set()
+
+
+_SPAWNER = _SpawnThread()
+
+
 def spawn_worker(launch: Launch) -> WorkerProcess:
     """Start one worker process in a new session; raise SandboxError if it cannot start."""
+    return _SPAWNER.call(lambda: _spawn(launch))
+
+
+def _spawn(launch: Launch) -> WorkerProcess:
     host: dict[str, int] = {}
     child: dict[str, int] = {}
     try:

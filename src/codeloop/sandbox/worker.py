@@ -17,6 +17,7 @@ import io
 import os
 import signal
 import sys
+import time
 
 # typing costs milliseconds of every worker start: imported for the type checker only
 TYPE_CHECKING = False
@@ -143,7 +144,7 @@ class _Stdio:
         sys.stderr = sys.__stderr__ = self.err  # type: ignore[misc]
 
     def flush(self):
-        for stream in {id(s): s for s in (sys.stdout, sys.stderr, self.out, self.err)}.values():
+        for stream in (sys.stdout, sys.stderr, self.out, self.err):
             try:
                 stream.flush()
             except Exception:
@@ -157,13 +158,15 @@ class _Stdio:
                 pass
 
     def restore(self):
+        """After a cell: flush, and undo closed or redirected fds 1/2 and replaced sys streams."""
         self.flush()
         try:
             os.dup2(self.out_fd, 1)
             os.dup2(self.err_fd, 2)
         except OSError:
             pass
-        self.install()
+        if sys.stdout is not self.out or sys.stderr is not self.err or self.out.closed or self.err.closed:
+            self.install()
 
 
 # --- one cell ---------------------------------------------------------------------------------
@@ -225,7 +228,9 @@ HOME_CACHES = frozenset({".cache", ".config", ".local"})
 
 
 def snapshot(root, limit):
-    """Path -> (mtime_ns, size) of files under root, symlinks not followed, at most limit entries."""
+    """Path -> (mtime_ns, size) of files under root, symlinks not followed, at most limit entries.
+
+    Also returns whether the limit cut the scan short and whether root holds anything scanned."""
     seen: dict[str, tuple[int, int]] = {}
     stack = [(root, "")]
     scanned = 0
@@ -239,10 +244,11 @@ def snapshot(root, limit):
             for entry in entries:
                 scanned += 1
                 if scanned > limit:
-                    return seen, True
+                    return seen, True, True
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         if not prefix and entry.name in HOME_CACHES:
+                            scanned -= 1
                             continue
                         stack.append((entry.path, prefix + entry.name + "/"))
                         continue
@@ -250,7 +256,48 @@ def snapshot(root, limit):
                 except OSError:
                     continue
                 seen[prefix + entry.name] = (st.st_mtime_ns, st.st_size)
-    return seen, False
+    return seen, False, scanned > 0
+
+
+class _Files:
+    """Files created or changed in the session dir since the previous cell ended (one scan a cell).
+
+    While the directory is empty, a stat of it stands in for the scan: nothing can appear in the
+    tree without an entry appearing in the root, which moves the root's mtime. An mtime within
+    the last 50 ms is not trusted (timestamps are coarse), so a quick change is never missed.
+    """
+
+    def __init__(self, root):
+        self.root = root
+        self.last: dict[str, tuple[int, int]] = {}
+        self.empty_since = None  # root mtime_ns when seen empty and settled
+        self.rescan(5000)
+
+    def rescan(self, limit):
+        try:
+            before = os.stat(self.root).st_mtime_ns
+        except OSError:
+            before = None
+        self.last, truncated, occupied = snapshot(self.root, limit)
+        settled = before is not None and time.time_ns() - before > 50_000_000
+        self.empty_since = before if not occupied and settled else None
+        return truncated
+
+    def changed(self, limit, max_files, notes):
+        if self.empty_since is not None:
+            try:
+                if os.stat(self.root).st_mtime_ns == self.empty_since:
+                    return []
+            except OSError:
+                pass
+        previous = self.last
+        if self.rescan(limit):
+            notes.append(f"the session directory has more than {limit} entries; changes past them are not listed")
+        changed = sorted(path for path, stamp in self.last.items() if previous.get(path) != stamp)
+        if len(changed) > max_files:
+            notes.append(f"{len(changed) - max_files} more changed files not listed (limit {max_files})")
+            changed = changed[:max_files]
+        return changed
 
 
 def collect_figures(limit, notes):
@@ -279,14 +326,13 @@ def collect_figures(limit, notes):
     return figures
 
 
-def run_cell(request, namespace, session_dir, stdio):
+def run_cell(request, namespace, files, stdio):
+    """Run one cell; the reply holds only what is not empty (small frames are fast frames)."""
     global _in_cell
     code = request["code"]
     name = f"<cell {request['cell']}>"
     register_source(name, code)
-    scan_limit = request.get("scan_limit", 5000)
-    before, _ = snapshot(session_dir, scan_limit)
-    status, value, error = "ok", None, None
+    reply: dict[str, object] = {"status": "ok"}
     notes: list[str] = []
     try:
         _in_cell = True
@@ -295,37 +341,30 @@ def run_cell(request, namespace, session_dir, stdio):
             last = None
             if tree.body and isinstance(tree.body[-1], _ast.Expr):
                 last = _ast.Expression(tree.body.pop().value)
-            exec(compile(tree, name, "exec"), namespace)
+            if tree.body:
+                exec(compile(tree, name, "exec"), namespace)
             if last is not None:
                 result = eval(compile(last, name, "eval"), namespace)
                 if result is not None:
                     namespace["_"] = result
-                    value = bounded_repr(result, request.get("max_repr", 20000))
+                    reply["value"] = bounded_repr(result, request.get("max_repr", 20000))
         finally:
             _in_cell = False
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: a cell never ends the worker
-        status = "memory" if isinstance(exc, MemoryError) else "error"
-        error = describe_error(exc)
+        reply["status"] = "memory" if isinstance(exc, MemoryError) else "error"
+        reply["error"] = describe_error(exc)
     if os.getpid() != _MAIN_PID:  # a cell's os.fork() child fell through: it must not reply
         os._exit(0)
     stdio.restore()
     figures = collect_figures(request.get("max_figures", 20), notes)
-    after, truncated = snapshot(session_dir, scan_limit)
-    changed = sorted(path for path, stamp in after.items() if before.get(path) != stamp)
-    max_files = request.get("max_files", 200)
-    if len(changed) > max_files:
-        notes.append(f"{len(changed) - max_files} more changed files not listed (limit {max_files})")
-        changed = changed[:max_files]
-    if truncated:
-        notes.append(f"the session directory has more than {scan_limit} entries; changes past them are not listed")
-    return {
-        "status": status,
-        "value": value,
-        "error": error,
-        "figures": figures,
-        "files": changed,
-        "notes": notes,
-    }
+    if figures:
+        reply["figures"] = figures
+    changed = files.changed(request.get("scan_limit", 5000), request.get("max_files", 200), notes)
+    if changed:
+        reply["files"] = changed
+    if notes:
+        reply["notes"] = notes
+    return reply
 
 
 def _apply_jail():
@@ -368,6 +407,7 @@ def main():
     namespace = module.__dict__
     namespace["__builtins__"] = sys.modules["builtins"]
     sys.modules["__main__"] = module  # pickle finds classes and functions defined in cells
+    files = _Files(session_dir)
 
     while True:
         request = requests.next()
@@ -376,7 +416,7 @@ def main():
             os._exit(0)
         try:
             if request.get("op") == "run":
-                reply = run_cell(request, namespace, session_dir, stdio)
+                reply = run_cell(request, namespace, files, stdio)
             else:
                 reply = {"status": "error", "error": {"ename": "ProtocolError", "evalue": "unknown op", "traceback": ""}}
         except BaseException as exc:  # e.g. a SIGINT landing while an error was being described
