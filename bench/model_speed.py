@@ -135,7 +135,7 @@ def bench_decode(model: EmbeddedModel, raw: Any, trials: int, tokens: int) -> di
 def long_prefix(trial: int) -> str:
     """~1,000 tokens of a system prompt, unique per trial so no earlier trial can be cached."""
     lines = [f"Session {trial}-{time.time_ns()}. You are a coding assistant working in a Python sandbox."]
-    for n in range(60):
+    for n in range(42):
         lines.append(f"Rule {n}: when a task mentions item {n}, compute it with code and print the result.")
     return "\n".join(lines)
 
@@ -166,12 +166,44 @@ def bench_prefix(model: EmbeddedModel, trials: int) -> dict[str, Any]:
     return {"trials": rows, "median_ttft_first": med1, "median_ttft_second": med2, "ratio": med2 / med1}
 
 
+def bench_flash_attn(model: EmbeddedModel, trials: int, tokens: int) -> dict[str, Any]:
+    """Prompt evaluation (~1,000 tokens) and decode speed with flash attention off and on."""
+    import dataclasses
+
+    sides = {}
+    for fa in (False, True):
+        settings = dataclasses.replace(model.settings, flash_attn=fa)
+        sides[fa] = EmbeddedModel(model.path, name=f"fa={fa}", settings=settings)
+    rows: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for i in range(trials):
+        for fa in (False, True) if i % 2 == 0 else (True, False):
+            convo = [{"role": "system", "content": long_prefix(1000 + i)}, DECODE_PROMPT[1]]
+            reply = sides[fa].complete(convo, max_tokens=tokens)
+            ttft = reply.timings.time_to_first_token or 0.0
+            n = reply.usage.completion_tokens or 0
+            rows[fa].append({"prompt_tokens": reply.usage.prompt_tokens or 0, "ttft": ttft,
+                             "decode_tps": (n - 1) / (reply.timings.total - ttft)})  # fmt: skip
+            r = rows[fa][-1]
+            print(f"  trial {i + 1} flash_attn={fa!s:5}: prompt {r['prompt_tokens']:.0f} tokens in {ttft:.2f}s "
+                  f"({r['prompt_tokens'] / ttft:.0f} tok/s), decode {r['decode_tps']:.2f} tok/s")  # fmt: skip
+    out: dict[str, Any] = {"trials": {str(k): v for k, v in rows.items()}}
+    for fa in (False, True):
+        out[f"median_prompt_tps_fa_{fa}"] = statistics.median(
+            r["prompt_tokens"] / r["ttft"] for r in rows[fa]
+        )
+        out[f"median_decode_tps_fa_{fa}"] = statistics.median(r["decode_tps"] for r in rows[fa])
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="embedded model name (default: the configured default)")
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128, help="tokens decoded per trial")
     parser.add_argument("--flash-attn", action="store_true", help="run both sides with flash attention")
+    parser.add_argument(
+        "--compare-flash-attn", action="store_true", help="also measure flash attention off against on"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "model_speed.json")
     args = parser.parse_args()
 
@@ -193,10 +225,17 @@ def main() -> int:
     prefix = bench_prefix(model, args.trials)
     print(f"  median TTFT: first call {prefix['median_ttft_first']:.3f}s, second call "
           f"{prefix['median_ttft_second']:.3f}s, ratio {prefix['ratio']:.3f} (target <= 0.30)")  # fmt: skip
+    results: dict[str, Any] = {"environment": env, "decode": decode, "prefix": prefix}
+    if args.compare_flash_attn:
+        print(f"\n[3] flash attention off vs on: ~1,000-token prompt, then {args.tokens} tokens")
+        fa = results["flash_attn"] = bench_flash_attn(model, args.trials, args.tokens)
+        for on in (False, True):
+            print(f"  median flash_attn={on!s:5}: prompt {fa[f'median_prompt_tps_fa_{on}']:.0f} tok/s, "
+                  f"decode {fa[f'median_decode_tps_fa_{on}']:.2f} tok/s")  # fmt: skip
     env["load_avg_1m_after"] = os.getloadavg()[0]
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": env, "decode": decode, "prefix": prefix}, indent=2))
+    args.out.write_text(json.dumps(results, indent=2))
     print(f"\nresults: {args.out}")
     ok = decode["ratio"] >= 0.95 and prefix["ratio"] <= 0.30
     print("targets met" if ok else "targets NOT met")

@@ -87,7 +87,21 @@ def test_close_stops_the_backend() -> None:
         assert next(s) == "Hel"
         assert not m.closed
     assert m.closed
-    assert s.reply is None and s.text == "Hel"
+    assert s.reply is not None and s.reply.text == "Hel" and s.reply.finish_reason is FinishReason.CANCELLED
+
+
+def test_closing_keeps_the_usage_reported_so_far() -> None:
+    script = [Chunk(text="a", usage=Usage(4, 1)), Chunk(text="b", usage=Usage(4, 2)), *SCRIPT]
+    s = ScriptedModel(script).stream(USER)
+    assert next(s) == "a" and next(s) == "b"
+    s.close()
+    assert s.reply is not None and s.reply.usage == Usage(4, 2) and s.reply.text == "ab"
+
+
+def test_closing_before_reading_leaves_no_reply() -> None:
+    s = ScriptedModel(SCRIPT).stream(USER)
+    s.close()
+    assert s.reply is None
 
 
 def test_finish_drains_the_rest() -> None:

@@ -135,6 +135,9 @@ def test_same_thread_nested_stream_is_an_error_not_a_deadlock(smol: Model) -> No
     with pytest.raises(ModelError, match="close"):
         smol.complete(COUNT, max_tokens=2)
     s.close()
+    assert s.reply is not None and s.reply.finish_reason is FinishReason.CANCELLED
+    assert s.reply.usage.completion_tokens is not None and s.reply.usage.completion_tokens >= 1
+    assert s.reply.usage.prompt_tokens is not None and s.reply.usage.prompt_tokens > 10
     assert smol.complete(COUNT, max_tokens=2).usage.completion_tokens == 2
 
 

@@ -76,7 +76,8 @@ class ReplyStream(Iterator[str]):
 
     @property
     def reply(self) -> Reply | None:
-        """The finished reply, or ``None`` while the stream is not exhausted."""
+        """The reply once the stream is used up or closed (then ``finish_reason`` is CANCELLED);
+        ``None`` while it runs."""
         return self._reply
 
     def finish(self) -> Reply:
@@ -87,8 +88,11 @@ class ReplyStream(Iterator[str]):
         return self._reply
 
     def close(self) -> None:
-        """Stop generating now; the backend is free again."""
+        """Stop generating now; the backend is free again. ``reply`` then holds what came so far."""
         self._chunks.close()
+        if self._reply is None and self._start is not None:
+            self._finish = self._finish or FinishReason.CANCELLED
+            self._reply = self._build_reply(time.perf_counter())
 
     def __enter__(self) -> ReplyStream:
         return self

@@ -193,8 +193,8 @@ class LlamaRuntime:
                     break
                 completion += 1
                 text = stops.feed(decoder.decode(self._piece(token)))
-                if text:
-                    yield Chunk(text=text)
+                if text:  # with the usage so far, in case the caller stops reading here
+                    yield Chunk(text=text, usage=Usage(len(tokens), completion, cached))
                 if stops.stopped:
                     finish = FinishReason.STOP
                     break

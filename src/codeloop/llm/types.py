@@ -42,6 +42,7 @@ class FinishReason(StrEnum):
     LENGTH = "length"  # max_tokens or the context window
     CONTENT_FILTER = "content_filter"
     TOOL_CALLS = "tool_calls"
+    CANCELLED = "cancelled"  # the caller closed the stream before the end
     UNKNOWN = "unknown"  # the backend named a reason we do not know
 
     @classmethod
@@ -99,7 +100,10 @@ class Reply:
 
 @dataclass(frozen=True)
 class Chunk:
-    """What a backend yields: some text, and on the last chunk(s) the finish reason and usage."""
+    """What a backend yields: some text, and on the last chunk(s) the finish reason and usage.
+
+    A backend may attach the usage so far to any chunk, so a reply cut short still counts tokens.
+    """
 
     text: str = ""
     finish_reason: FinishReason | None = None
