@@ -228,8 +228,8 @@ class SessionCgroup:
             pass
         return False
 
-    def kill_all(self, timeout: float = 2.0) -> bool:
-        """SIGKILL every process in the group; True once the group is empty."""
+    def kill_all(self, timeout: float = 10.0) -> bool:
+        """SIGKILL every process in the group; True once all are dead (a pid namespace can take a while)."""
         if self.root.version == 2 and (self.dirs["unified"] / "cgroup.kill").exists():
             with contextlib.suppress(OSError):
                 (self.dirs["unified"] / "cgroup.kill").write_text("1")
