@@ -21,7 +21,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from codeloop.config import user_dir
 from codeloop.errors import ConfigError, SandboxError
 from codeloop.sandbox.exchange import Capture, Ending, Outcome, exchange
 from codeloop.sandbox.jail.policy import check_layer_names, check_limits
@@ -165,8 +164,9 @@ class Sandbox:
             except SandboxError:
                 remove_tree(session_dir)
                 raise
-        if prestart:
-            POOL.refill_in_background(self._template, self._root)
+        # Top the pool up after this session's first result (or at close): starting a jailed spare
+        # takes tens of ms of host CPU that would otherwise delay that first result.
+        self._refill_owed = prestart
         self._launch = worker.launch
         self._res = _Resources(worker)
         self._finalizer = weakref.finalize(self, _Resources.release, self._res, 0.05)
@@ -178,9 +178,9 @@ class Sandbox:
 
     @staticmethod
     def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-        cache = user_dir() / "cache" / "matplotlib"
-        cache.mkdir(parents=True, exist_ok=True)
-        env = {"MPLCONFIGDIR": str(cache)}
+        # No shared cache dirs: matplotlib and fontconfig keep theirs under HOME (the session dir),
+        # where a jail lets them write and where no session can poison another's.
+        env: dict[str, str] = {}
         for key, value in (extra or {}).items():
             if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
                 raise ConfigError(f"sandbox env entries must be str -> str without '=' in names: {key!r}")
@@ -300,6 +300,7 @@ class Sandbox:
             result.stderr = capture.text("stderr") + result.stderr
             result.truncated = capture.truncated
         result.duration = time.monotonic() - start
+        self._refill_pool()
         return result
 
     def _apply_reply(self, result: RunResult, reply: dict[str, Any]) -> None:
@@ -374,11 +375,17 @@ class Sandbox:
 
     # --- closing -------------------------------------------------------------------------------
 
+    def _refill_pool(self) -> None:
+        if self._refill_owed:
+            self._refill_owed = False
+            POOL.refill_in_background(self._template, self._root)
+
     def close(self) -> None:
         """Stop the worker's whole process group and delete the session directory. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        self._refill_pool()
         if not self._lock.acquire(blocking=False):
             proc = self._res.proc  # a run is in flight in another thread: cut it short
             if proc is not None:

@@ -1,0 +1,271 @@
+"""Sandbox speed, side by side with its baselines, measured in one run (medians and ratios).
+
+    .venv/bin/python bench/sandbox_speed.py [--quick]
+
+Targets (DESIGN: the sandbox must not be the slow part of the loop):
+  1. warm round trip of ``x = 1+1`` <= 3x a bare pipe floor (a 20-line exec loop over a pipe),
+     and below a jupyter_client/ipykernel round trip;
+  2. a fresh session's first result <= 4x ``python -c pass`` (the same venv interpreter),
+     thanks to the pre-started worker pool; the cold start without the pool is shown too;
+  3. CPU-bound code in the sandbox >= 0.9x native speed.
+Each sandbox figure is given for the default (jailed) session and for ``jail=False``.
+A benchmark, not a test: it prints figures and verdicts and never fails on a slow result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+PIPE_FLOOR_CHILD = r"""
+import os, sys
+rd, wr = int(sys.argv[1]), int(sys.argv[2])
+ns = {}
+def read_exact(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(rd, n - len(buf))
+        if not chunk:
+            sys.exit(0)
+        buf += chunk
+    return buf
+while True:
+    size = int.from_bytes(read_exact(4), "big")
+    code = read_exact(size).decode()
+    exec(code, ns)
+    os.write(wr, b"ok")
+"""
+
+CPU_CODE = "def _work():\n    total = 0\n    for i in range(2_000_000):\n        total += i * i % 7\n    return total\n"
+CPU_TIMED = (
+    CPU_CODE + "import time as _t\n_s, _c = _t.perf_counter(), _t.process_time()\n_work()\n"
+    "(_t.perf_counter() - _s, _t.process_time() - _c)"
+)
+
+
+def median_us(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e6
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+# --- baselines -----------------------------------------------------------------------------------
+
+
+def pipe_floor(n: int) -> list[float]:
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    child = subprocess.Popen([PY, "-I", "-c", PIPE_FLOOR_CHILD, str(req_r), str(rep_w)], pass_fds=(req_r, rep_w))
+    os.close(req_r)
+    os.close(rep_w)
+    body = b"x = 1+1"
+    frame = len(body).to_bytes(4, "big") + body
+
+    def once() -> None:
+        os.write(req_w, frame)
+        os.read(rep_r, 16)
+
+    try:
+        timed(once, 200)
+        return timed(once, n)
+    finally:
+        os.close(req_w)
+        os.close(rep_r)
+        child.wait(10)
+
+
+def python_pass(n: int) -> list[float]:
+    return timed(lambda: subprocess.run([PY, "-c", "pass"], check=True), n)
+
+
+def jupyter_figures(n_exec: int, n_start: int) -> tuple[list[float], list[float]] | None:
+    try:
+        from jupyter_client.manager import start_new_kernel
+    except ImportError:
+        return None
+
+    def start() -> tuple[object, object]:
+        km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60)
+        return km, kc
+
+    def execute(kc: object) -> None:
+        kc.execute_interactive("x = 1+1", timeout=30, output_hook=lambda msg: None)  # type: ignore[attr-defined]
+
+    starts = []
+    for _ in range(n_start):
+        t = time.perf_counter()
+        km, kc = start()
+        execute(kc)
+        starts.append(time.perf_counter() - t)
+        kc.stop_channels()  # type: ignore[attr-defined]
+        km.shutdown_kernel(now=True)  # type: ignore[attr-defined]
+    km, kc = start()
+    try:
+        for _ in range(20):
+            execute(kc)
+        rtts = timed(lambda: execute(kc), n_exec)
+    finally:
+        kc.stop_channels()  # type: ignore[attr-defined]
+        km.shutdown_kernel(now=True)  # type: ignore[attr-defined]
+    return rtts, starts
+
+
+def native_cpu_once() -> tuple[float, float]:
+    """(wall, cpu) seconds of the loop, by its own timers, in a plain interpreter."""
+    *body, last = CPU_TIMED.splitlines()
+    code = "\n".join([*body, f"print({last})"])
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True).stdout
+    wall, cpu = ast.literal_eval(out.strip())
+    return float(wall), float(cpu)
+
+
+# --- the sandbox ---------------------------------------------------------------------------------
+
+
+def sandbox_warm(jail: bool, n: int) -> list[float]:
+    from codeloop.sandbox import Sandbox
+
+    with Sandbox(jail=jail) as sb:
+        for _ in range(200):
+            sb.run("x = 1+1")
+        return timed(lambda: sb.run("x = 1+1"), n)
+
+
+def sandbox_fresh(jail: bool, pooled: bool, n: int) -> list[float]:
+    from codeloop.sandbox import Sandbox
+
+    out = []
+    for _ in range(n):
+        if pooled:
+            time.sleep(0.4)  # let the pool's replacement worker finish booting (not timed)
+        start = time.perf_counter()
+        sb = Sandbox(jail=jail, prestart=pooled)
+        result = sb.run("x = 1+1")
+        out.append(time.perf_counter() - start)
+        assert result.ok, result
+        sb.close()
+    return out
+
+
+def cpu_side_by_side(n: int) -> dict[str, list[float]]:
+    """The loop's own timers (wall and CPU), natively and in both sandboxes, interleaved by round."""
+    from codeloop.sandbox import Sandbox
+
+    times: dict[str, list[float]] = {}
+
+    def add(name: str, wall: float, cpu: float) -> None:
+        times.setdefault(name, []).append(wall)
+        times.setdefault(f"{name} cpu", []).append(cpu)
+
+    with Sandbox(jail=True, timeout=120) as jailed, Sandbox(jail=False, timeout=120) as plain:
+        for _ in range(n):
+            add("native", *native_cpu_once())
+            for name, sb in (("jailed", jailed), ("plain", plain)):
+                result = sb.run(CPU_TIMED)
+                wall, cpu = ast.literal_eval(result.value or "(nan, nan)")
+                add(name, wall, cpu)
+    return times
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def environment() -> list[str]:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src/codeloop/sandbox"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev, dirty = "?", ""
+    from codeloop.sandbox import Sandbox
+
+    with Sandbox(prestart=False) as sb:
+        layers = ", ".join(name for name, on in sb.isolation.items() if on)
+    return [
+        f"command: {shlex.join([PY, *sys.argv])}",
+        f"python: {platform.python_version()} ({PY})",
+        f"platform: {platform.platform()}, cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}",
+        f"git: {rev}{' (sandbox dirty)' if dirty else ''}",
+        f"jailed session layers: {layers}",
+    ]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
+    args = parser.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    n_rtt, n_fresh, n_cpu = int(2000 * scale), max(5, int(20 * scale)), max(3, int(7 * scale))
+    os.environ.setdefault("CODELOOP_HOME", tempfile.mkdtemp(prefix="codeloop-bench-home-"))
+    started = time.perf_counter()
+    print("\n".join(environment()))
+    print()
+
+    floor = median_us(pipe_floor(n_rtt))
+    warm = {jail: median_us(sandbox_warm(jail, n_rtt)) for jail in (True, False)}
+    jup = jupyter_figures(max(50, n_rtt // 10), 3 if not args.quick else 1)
+    py_pass = median_us(python_pass(n_fresh))
+    fresh_pool = {jail: median_us(sandbox_fresh(jail, True, n_fresh)) for jail in (True, False)}
+    fresh_cold = {jail: median_us(sandbox_fresh(jail, False, max(3, n_fresh // 2))) for jail in (True, False)}
+    cpu = cpu_side_by_side(n_cpu)
+
+    print("1. warm round trip of `x = 1+1` (median)")
+    print(f"   bare pipe floor (20-line exec loop)   {floor:9.1f} us")
+    for jail in (True, False):
+        print(f"   sandbox, jail={jail!s:5}                {warm[jail]:9.1f} us   {warm[jail] / floor:5.2f}x floor")
+    if jup:
+        jup_rtt = median_us(jup[0])
+        print(f"   jupyter_client + ipykernel             {jup_rtt:9.1f} us   sandbox is {jup_rtt / warm[True]:.1f}x faster")
+    else:
+        jup_rtt = float("nan")
+        print("   jupyter_client + ipykernel             not installed (pip install jupyter_client ipykernel)")
+    print(f"   target <= 3x floor and < jupyter: {verdict(warm[True] <= 3 * floor and (not jup or warm[True] < jup_rtt))}")
+    print()
+    print("2. fresh session to first result (median)")
+    print(f"   python -c pass                         {py_pass / 1000:9.2f} ms")
+    for jail in (True, False):
+        print(f"   sandbox, jail={jail!s:5}, pool hit        {fresh_pool[jail] / 1000:9.2f} ms   {fresh_pool[jail] / py_pass:5.2f}x python -c pass")
+        print(f"   sandbox, jail={jail!s:5}, cold (no pool)  {fresh_cold[jail] / 1000:9.2f} ms   {fresh_cold[jail] / py_pass:5.2f}x python -c pass")
+    if jup:
+        print(f"   jupyter kernel start + first result    {median_us(jup[1]) / 1000:9.2f} ms")
+    print(f"   target <= 4x python -c pass (pooled, jailed): {verdict(fresh_pool[True] <= 4 * py_pass)}")
+    print()
+    print("3. CPU-bound loop (2M iterations; medians of the loop's own timers, rounds interleaved)")
+    med = {name: statistics.median(values) for name, values in cpu.items()}
+    print(f"   native (same interpreter)              {med['native'] * 1000:9.1f} ms wall {med['native cpu'] * 1000:9.1f} ms CPU")
+    for name in ("jailed", "plain"):
+        print(
+            f"   sandbox, {name:6}                       {med[name] * 1000:9.1f} ms wall {med[name + ' cpu'] * 1000:9.1f} ms CPU"
+            f"   {med['native'] / med[name]:4.2f}x native (wall), {med['native cpu'] / med[name + ' cpu']:4.2f}x (CPU time)"
+        )
+    print(f"   target >= 0.9x native, jailed, wall clock: {verdict(med['native'] / med['jailed'] >= 0.9)}")
+    print()
+    print(f"total bench time: {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
