@@ -168,3 +168,16 @@ def test_files_are_listed_in_a_settled_empty_directory_and_right_after_a_change(
     assert sb.run("import os\nos.makedirs('sub')").files == []  # directories alone are not files
     time.sleep(0.1)
     assert sb.run("open('sub/inner.txt', 'w').write('z')").files == ["sub/inner.txt"]
+
+
+def test_big_cells_and_big_outputs_cross_the_pipes(sb: Sandbox) -> None:
+    blob = "é" * 1_000_000  # 2 MB of UTF-8 in the request: more than a pipe holds
+    result = sb.run(f"s = {blob!r}\nprint(s[:3])\nprint('x' * 500_000)\nlen(s)")
+    assert result.ok, result.error
+    assert result.value == "1000000"
+    assert result.stdout.startswith("ééé\n") and len(result.stdout) == 4 + 500_001 and not result.truncated
+
+
+def test_input_reads_from_a_closed_stdin(sb: Sandbox) -> None:
+    result = sb.run("input('name? ')")
+    assert result.status == "error" and result.error is not None and result.error.ename == "EOFError"

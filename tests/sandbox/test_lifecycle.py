@@ -166,8 +166,11 @@ def test_forked_child_does_not_touch_the_parents_session(tmp_path: Path) -> None
         import os, sys
         from codeloop.sandbox import Sandbox
         from codeloop.errors import SandboxError
+        from codeloop.sandbox.pool import POOL
         sb = Sandbox()
         sb.run("x = 41")
+        POOL.wait_for_refills(30)
+        spares = POOL.idle_pids()
         pid = os.fork()
         if pid == 0:
             try:
@@ -177,13 +180,14 @@ def test_forked_child_does_not_touch_the_parents_session(tmp_path: Path) -> None
                 code = 0
             sys.exit(code)                  # a normal exit runs atexit in the child
         _, status = os.waitpid(pid, 0)
-        print(os.waitstatus_to_exitcode(status), sb.run("x + 1").value, sb.workdir.is_dir())
+        spares_alive = bool(spares) and all(os.path.exists(f"/proc/{p}") for p in spares)
+        print(os.waitstatus_to_exitcode(status), sb.run("x + 1").value, sb.workdir.is_dir(), spares_alive)
         sb.close()
         """,
         tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "42", "True"]
+    assert done.stdout.split() == ["0", "42", "True", "True"]
 
 
 def test_a_session_outlives_the_thread_that_created_it() -> None:
