@@ -58,7 +58,7 @@ class WorkerProcess:
     #: jail: runs once the worker is reaped (kills what it left, frees uid and cgroup)
     on_reaped: Callable[[], None] | None = None
     #: jail: whether the kernel killed the session for memory (its cgroup says so)
-    oom_check: Callable[[], bool] | None = None
+    oom_check: Callable[[], bool | None] | None = None
 
     def __post_init__(self) -> None:
         self.open_outputs = {self.pipes.stdout, self.pipes.stderr}
@@ -192,8 +192,9 @@ class WorkerProcess:
 
     def killed_from_outside(self) -> bool:
         """Died of SIGKILL that we did not send: what the kernel's out-of-memory killer does."""
-        if self.oom_check is not None and self.oom_check():  # jail: the session cgroup saw an OOM kill
-            return True
+        verdict = self.oom_check() if self.oom_check is not None else None
+        if verdict is not None:  # jail: the session's memory cgroup knows for sure
+            return verdict
         return self.death_signal() == signal.SIGKILL and signal.SIGKILL not in self.signals_sent
 
     def describe_exit(self) -> str:
