@@ -170,3 +170,10 @@ def test_default_model_answers_offline(default_ready: Path) -> None:
         [{"role": "user", "content": "What is 17 + 25? Answer with just the number."}], max_tokens=8
     )
     assert "42" in reply.text
+
+
+def test_a_closed_runtime_loads_again_on_the_next_call(smollm_path: Path) -> None:
+    m = get_model("smollm2-135m", n_ctx=768)
+    assert isinstance(m, EmbeddedModel)
+    assert m.runtime.close() and m.runtime._llama is None
+    assert m.complete([{"role": "user", "content": "hi"}], max_tokens=2).usage.completion_tokens == 2

@@ -98,9 +98,12 @@ class LlamaRuntime:
         if self._llama is not None:
             return
         with self._lock:
-            if self._llama is None:
-                self._llama = _load_llama(self.path, self.settings)
-                self._formatter = _chat_formatter(self._llama)
+            self._load_locked()
+
+    def _load_locked(self) -> None:
+        if self._llama is None:
+            self._llama = _load_llama(self.path, self.settings)
+            self._formatter = _chat_formatter(self._llama)
 
     def close(self, timeout: float = -1) -> bool:
         """Free the weights and context once no generation runs; False if ``timeout`` ran out."""
@@ -137,6 +140,7 @@ class LlamaRuntime:
         with self._lock:
             self._owner = me
             try:
+                self._load_locked()  # again: close() may have run since
                 yield from self._generate_locked(request)
             finally:
                 self._owner = None
