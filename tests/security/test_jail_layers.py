@@ -250,8 +250,8 @@ def test_nproc_in_a_user_namespace_counts_the_session_alone() -> None:
     """What process_limit rests on for unprivileged callers: in its own user namespace a session's
     RLIMIT_NPROC counts its own processes, not the caller's (who here already runs 30)."""
     host = probe.probe_host()
-    if os.geteuid() != 0 or host.bwrap is None:
-        pytest.skip("needs root (to act as an ordinary uid) and bubblewrap")
+    if os.geteuid() != 0 or host.bwrap is None or host.bwrap_mode is None:
+        pytest.skip("needs root (to act as an ordinary uid) and a working bubblewrap")
     lease = uids.UidLease.acquire()
     as_user = {"user": lease.uid, "group": lease.gid, "extra_groups": [], "start_new_session": True}
     sleepers = [subprocess.Popen(["sleep", "30"], **as_user) for _ in range(30)]  # type: ignore[call-overload]
