@@ -34,7 +34,7 @@ MAX_FRAME = 64 << 20
 REQUEST_FD = 3
 REPLY_FD = 4
 
-_SELF = sys.modules[__name__]
+_SELF = sys.modules[__name__]  # keeps this module alive once a cell namespace replaces __main__
 _MAIN_PID = os.getpid()
 _in_cell = False
 _keep: list[object] = []  # objects that must outlive replacement (the original stdio wrappers own fds 1 and 2)
