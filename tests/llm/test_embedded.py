@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -177,3 +180,31 @@ def test_a_closed_runtime_loads_again_on_the_next_call(smollm_path: Path) -> Non
     assert isinstance(m, EmbeddedModel)
     assert m.runtime.close() and m.runtime._llama is None
     assert m.complete([{"role": "user", "content": "hi"}], max_tokens=2).usage.completion_tokens == 2
+
+
+OFFLINE_PROBE = """
+import socket
+from codeloop import get_model
+try:
+    socket.create_connection(("pypi.org", 443), timeout=3)
+    raise SystemExit("network is reachable: this probe must run offline")
+except OSError:
+    pass
+m = get_model()
+r = m.complete([{"role": "user", "content": "What is 6 * 7? Answer with just the number."}], max_tokens=8)
+print(m.name, repr(r.text))
+"""
+
+
+@pytest.mark.slow
+def test_default_model_works_without_a_network(default_ready: Path) -> None:
+    """In a new network namespace (no interfaces up), the prepared default model still answers."""
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--net", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot create a network namespace here (needs root or user namespaces)")
+    proc = subprocess.run(
+        [unshare, "--net", sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr
+    name, text = proc.stdout.strip().split(" ", 1)
+    assert name == "qwen-coder-0.5b" and "42" in text
