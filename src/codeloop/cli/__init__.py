@@ -46,7 +46,7 @@ def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, dict[str
             modules[name] = module
             sp = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text))
             _add_global_options(sp)
-            module.add_arguments(sp)  # type: ignore[attr-defined]
+            module.add_arguments(sp)
         else:
             sub.add_parser(name, help=help_text)
     return parser, modules
