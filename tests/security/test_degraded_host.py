@@ -7,11 +7,13 @@ either passes on the layers that remain or verifies that the sandbox refuses the
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hostside import status, worker_pid
 
 from codeloop import Sandbox
 from codeloop.errors import SandboxUnavailable
@@ -46,3 +48,26 @@ def test_degraded_host_reports_missing_layers_and_refuses_them(
     assert any(note.startswith("namespaces:") for note in notes)
     with pytest.raises(SandboxUnavailable, match="namespaces"):
         Sandbox(require=["namespaces"], prestart=False)
+
+
+@pytest.mark.skipif(not INSIDE, reason="runs only on the simulated degraded host")
+@pytest.mark.skipif(
+    not Path("/usr/bin/python3").exists(), reason="needs an interpreter an ordinary uid can reach"
+)
+def test_degraded_host_still_switches_to_a_session_uid(token: str) -> None:
+    """Without namespaces a root caller still drops the worker to its own uid, if the uid can reach
+    the interpreter and the session: with the system python3 and a world-traversable root it can."""
+    root = Path("/tmp") / f"codeloop-public-{token}"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    try:
+        with Sandbox(python="/usr/bin/python3", root=root, prestart=False) as sb:
+            assert sb.isolation["uid"] and sb.isolation["process_limit"] and not sb.isolation["namespaces"]
+            r = sb.run(f"open('ok.txt', 'w').write('x')\nopen({str(root / 'escape.txt')!r}, 'w')")
+            assert r.status == "error" and (sb.workdir / "ok.txt").exists()
+            assert not (root / "escape.txt").exists()
+            st = status(worker_pid(sb))
+            assert int(st["Uid"].split()[0]) >= 1_700_000_000 and int(st["CapEff"], 16) == 0
+            assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -315,8 +315,8 @@ def landlock_restrict(
 def _add_path_rule(ruleset: int, path: str, access: int) -> None:
     try:
         fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, PermissionError):
+        return  # a path this process cannot even reach needs no rule: a rule only grants
     except OSError as e:
         raise JailSetupError(e.errno or 1, f"Landlock rule for {path}: {e.strerror}") from e
     try:
