@@ -99,6 +99,8 @@ def test_host_secrets_stay_unread(
 
 def test_shadow_file_stays_unread(open_sandbox: Open, need: Need) -> None:
     need("namespaces", "landlock", "uid")
+    if not os.access("/etc/shadow", os.R_OK):
+        pytest.skip("the host user cannot read /etc/shadow either: nothing to compare against")
     first_line = Path("/etc/shadow").read_text().splitlines()[0]
     sb = open_sandbox()
     r = sb.run("print(open('/etc/shadow').read())")
