@@ -63,10 +63,11 @@ def kill_uid(uid: int) -> None:
 class UidLease:
     """An exclusively held session uid (gid equal to it); release() once the session is over."""
 
-    def __init__(self, uid: int, lock_fd: int) -> None:
+    def __init__(self, uid: int, lock_fd: int, path: Path) -> None:
         self.uid = uid
         self.gid = uid
         self._fd: int | None = lock_fd
+        self._path = path
 
     @classmethod
     def acquire(cls) -> UidLease:
@@ -82,14 +83,19 @@ class UidLease:
                 raise SandboxError(f"cannot create a uid lock in {lock_dir}: {e}") from e
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                # A clean release unlinks its file: make sure we locked the file still at the path.
+                current = os.stat(lock_dir / f"{uid}.lock", follow_symlinks=False)
+                locked = os.fstat(fd)
+                if (current.st_dev, current.st_ino) != (locked.st_dev, locked.st_ino):
+                    raise BlockingIOError
+            except (BlockingIOError, FileNotFoundError):
                 os.close(fd)
                 continue
             if os.pread(fd, len(_CLEAN), 0) not in (b"", _CLEAN):
                 kill_uid(uid)  # the last holder died without sweeping
             os.ftruncate(fd, 0)
             os.pwrite(fd, b"in use\n", 0)
-            return cls(uid, fd)
+            return cls(uid, fd, lock_dir / f"{uid}.lock")
         raise SandboxError("no free session uid after 256 tries")
 
     def release(self, sweep: bool = True) -> None:
@@ -105,5 +111,8 @@ class UidLease:
                 kill_uid(self.uid)
             os.ftruncate(fd, 0)
             os.pwrite(fd, _CLEAN, 0)
+            # Clean and still locked: remove the file, so lock files do not pile up.
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
         finally:
             os.close(fd)
