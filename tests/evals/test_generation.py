@@ -72,6 +72,9 @@ def test_a_repeated_attempt_is_retried_by_sampling_then_given_up(
     made = generate_sample(problems[TASK], model, GenerationSettings(mode=Mode.REPAIR, rounds=3), open_session)
     assert made.attempts == 3 and made.visible == "2/2" and not model.replies
     assert [c["temperature"] for c in model.settings] == [0.0, 0.0, 0.8] and model.settings[2]["seed"] is not None
+    fresh = model.prompts[2]  # the retry shows what went wrong, but not the code it would copy
+    assert "Note: an earlier attempt was wrong. It passes 1 of 2 examples" in fresh
+    assert "    return False" not in fresh and fresh.count("<|im_start|>user") == 1
     model = scripted([WRONG, WRONG, WRONG, RIGHT])
     made = generate_sample(problems[TASK], model, GenerationSettings(mode=Mode.REPAIR, rounds=3), open_session)
     assert made.attempts == 3 and made.visible == "1/2" and model.replies == [RIGHT]

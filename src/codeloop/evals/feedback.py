@@ -12,12 +12,19 @@ from codeloop.sandbox.tracing import format_trace
 __all__ = ["format_feedback"]
 
 
-def format_feedback(report: VisibleReport, program: str, *, max_failures: int = 3, max_trace_chars: int = 3000) -> str:
-    """The user turn that tells the model how its last attempt did on the docstring's examples."""
+def format_feedback(
+    report: VisibleReport,
+    program: str,
+    *,
+    subject: str = "Your code",
+    max_failures: int = 3,
+    max_trace_chars: int = 3000,
+) -> str:
+    """What the model is told of an attempt's run on the docstring's examples (``subject`` names the attempt)."""
     if report.program_error is not None:
-        return f"Your code fails before any example runs:\n{report.program_error}"
+        return f"{subject} fails before any example runs:\n{report.program_error}"
     failures = [o for o in report.outcomes if not o.passed]
-    lines = [f"Your code passes {report.passed} of {len(report.outcomes)} examples from the docstring. It fails:"]
+    lines = [f"{subject} passes {report.passed} of {len(report.outcomes)} examples from the docstring. It fails:"]
     for outcome in failures[:max_failures]:
         call, expected = outcome.example.call, outcome.example.expected
         if outcome.error is not None and outcome.got is None:
@@ -31,7 +38,7 @@ def format_feedback(report: VisibleReport, program: str, *, max_failures: int = 
     if report.trace is not None:
         lines.append("")
         lines.append(
-            "Here is what your code did on the first failing example, line by line, "
+            f"Here is what {subject[0].lower() + subject[1:]} did on the first failing example, line by line, "
             "with the values of the variables after each line:"
         )
         lines.append(format_trace(report.trace, program, max_chars=max_trace_chars))

@@ -178,14 +178,18 @@ def generate_sample(
         if report.all_passed or rounds >= settings.rounds:
             break
         rounds += 1
-        conversation.retry(completion, format_feedback(report, program_cell(problem, completion)))
+        program = program_cell(problem, completion)
+        conversation.retry(completion, format_feedback(report, program))
         completion, used = _ask(model, conversation, settings, seed)
         attempts += 1
         tokens += used
         if completion in tried:
-            # The model repeated itself: ask once more, sampling (seeded, so runs still repeat).
-            retry_seed = (seed or 0) + 7919 * attempts
-            completion, used = _ask(model, conversation, settings, retry_seed, settings.retry_temperature)
+            # Stuck: with its own code in view a small model copies it, even when sampling. Ask
+            # afresh, with what went wrong but not the code, sampling (seeded: runs repeat).
+            notes = format_feedback(report, program, subject="It")
+            fresh = Conversation.start(problem, settings.style, notes=notes)
+            retry_seed = ((seed or 0) + 7919 * attempts) % (2**31)
+            completion, used = _ask(model, fresh, settings, retry_seed, settings.retry_temperature)
             attempts += 1
             tokens += used
             if completion in tried:

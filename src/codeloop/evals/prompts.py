@@ -103,8 +103,12 @@ class Conversation:
     turns: list[tuple[str, str]]  # (role, content) after the system prompt
 
     @classmethod
-    def start(cls, problem: Problem, style: PromptStyle) -> Conversation:
-        return cls(problem, style, [("user", TASK_INSTRUCTION.format(prompt=problem.prompt))])
+    def start(cls, problem: Problem, style: PromptStyle, notes: str | None = None) -> Conversation:
+        """The task; ``notes`` (what an earlier attempt got wrong) are added without its code."""
+        task = TASK_INSTRUCTION.format(prompt=problem.prompt)
+        if notes:
+            task += "\n\nNote: an earlier attempt was wrong. " + notes
+        return cls(problem, style, [("user", task)])
 
     def retry(self, completion: str, feedback: str) -> None:
         """Show the model its last attempt and the feedback on it; older rounds are dropped.
