@@ -24,7 +24,8 @@ def format_feedback(
     if report.program_error is not None:
         return f"{subject} fails before any example runs:\n{report.program_error}"
     failures = [o for o in report.outcomes if not o.passed]
-    lines = [f"{subject} passes {report.passed} of {len(report.outcomes)} examples from the docstring. It fails:"]
+    total = max(report.total, len(report.outcomes))
+    lines = [f"{subject} passes {report.passed} of {total} examples from the docstring. It fails:"]
     for outcome in failures[:max_failures]:
         call, expected = outcome.example.call, outcome.example.expected
         if outcome.error is not None and outcome.got is None:

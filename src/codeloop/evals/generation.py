@@ -136,7 +136,7 @@ def _score(report: VisibleReport) -> tuple[int, int]:
 def _visible_text(report: VisibleReport) -> str:
     if report.program_error is not None:
         return "does not load"
-    return f"{report.passed}/{len(report.outcomes)}"
+    return f"{report.passed}/{max(report.total, len(report.outcomes))}"
 
 
 def generate_sample(

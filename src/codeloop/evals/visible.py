@@ -50,6 +50,15 @@ def _codeloop_example(thunk: object, expected: object) -> str:  # pragma: no cov
     return json.dumps({"ok": ok, "got": short.repr(got)})
 
 
+# Statuses after which the session restarted: definitions are gone and must be loaded again.
+_STATE_LOST = frozenset({"timeout", "crashed", "memory", "output_limit"})
+_STATUS_WORDS = {
+    "crashed": "the process died (an exit, a kill or a crash)",
+    "memory": "it ran out of memory",
+    "output_limit": "it printed too much output",
+}
+
+
 @dataclass(frozen=True)
 class ExampleOutcome:
     """How one example went: passed, or what came back instead (a value, an error, a timeout)."""
@@ -59,6 +68,7 @@ class ExampleOutcome:
     got: str | None = None
     error: str | None = None
     stdout: str = ""
+    status: str = "ok"  # the sandbox status of the example's cell
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class VisibleReport:
     program_error: str | None = None
     trace: Trace | None = None
     trace_note: str | None = None
+    total: int = 0  # examples there are; after a hang the rest are not run
 
     @property
     def passed(self) -> int:
@@ -97,15 +108,18 @@ def _run_one(session: Session, example: Example, helper_cell: str, timeout: floa
     cell = f"{helper_cell}\n_codeloop_example(lambda: {example.call}, {example.expected})\n"
     result = session.run(cell, timeout=timeout)
     stdout = (result.stdout or "")[-500:]
-    if result.status == "timeout":
-        return ExampleOutcome(example, False, error=f"timed out after {timeout:g} s", stdout=stdout)
-    if result.status != "ok":
-        return ExampleOutcome(example, False, error=error_summary(result) or result.status, stdout=stdout)
+    status = str(result.status)
+    if status == "timeout":
+        return ExampleOutcome(example, False, error=f"timed out after {timeout:g} s", stdout=stdout, status=status)
+    if status != "ok":
+        error = error_summary(result) or _STATUS_WORDS.get(status, status)
+        return ExampleOutcome(example, False, error=error, stdout=stdout, status=status)
     try:
         verdict = json.loads(ast.literal_eval(result.value or ""))
     except (ValueError, SyntaxError, TypeError):
         return ExampleOutcome(example, False, error="the example's result could not be read", stdout=stdout)
     return ExampleOutcome(example, bool(verdict.get("ok")), verdict.get("got"), verdict.get("error"), stdout)
+
 
 
 def run_visible(
@@ -122,24 +136,27 @@ def run_visible(
     program = program_cell(problem, completion)
     helper_cell = inspect.getsource(_codeloop_example)
     outcomes: list[ExampleOutcome] = []
+    total = len(examples)
     with open_session() as session:
         loaded = session.run(program, timeout=timeout)
         if loaded.status != "ok":
-            return VisibleReport(program_error=_program_error(loaded))
+            return VisibleReport(program_error=_program_error(loaded), total=total)
+        state_lost = False
         for example in examples:
+            if state_lost and session.run(program, timeout=timeout).status != "ok":
+                break
             outcome = _run_one(session, example, helper_cell, timeout)
             outcomes.append(outcome)
-            if outcome.error and outcome.error.startswith("timed out"):
-                break  # the session restarted, its state is gone; one hang is enough feedback
+            state_lost = outcome.status in _STATE_LOST
+            if outcome.status == "timeout":
+                break  # one hang is enough feedback, and each costs a full timeout
         failure = next((o for o in outcomes if not o.passed), None)
         if not trace or failure is None:
-            return VisibleReport(outcomes)
-        if failure.error and failure.error.startswith("timed out"):
-            reload = session.run(program, timeout=timeout)
-            if reload.status != "ok":
-                return VisibleReport(outcomes, trace_note="could not reload the code to trace it")
+            return VisibleReport(outcomes, total=total)
+        if state_lost and session.run(program, timeout=timeout).status != "ok":
+            return VisibleReport(outcomes, trace_note="could not reload the code to trace it", total=total)
         traced = session.run(trace_cell(failure.example.call, problem.entry_point, trace_limits), timeout=timeout * 2)
     try:
-        return VisibleReport(outcomes, trace=parse_trace(traced.value))
+        return VisibleReport(outcomes, trace=parse_trace(traced.value), total=total)
     except TraceError as e:
-        return VisibleReport(outcomes, trace_note=f"no trace: {traced.status} ({e})")
+        return VisibleReport(outcomes, trace_note=f"no trace: {traced.status} ({e})", total=total)
