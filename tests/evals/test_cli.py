@@ -43,6 +43,16 @@ def test_json_report(tmp_path: Path, problems: dict[str, Problem]) -> None:
     assert "check: 8/8" in done.stderr  # progress as plain lines when not a terminal
 
 
+def test_verbose_lists_failures_on_stderr(tmp_path: Path, problems: dict[str, Problem]) -> None:
+    samples = tmp_path / "mixed.jsonl"
+    rows = [{"task_id": "HumanEval/0", "completion": "    return 1 / 0\n"}, {"task_id": "HumanEval/1", "completion": "    pass\n"}]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    done = _cli("--samples", str(samples), "--verbose", "--no-progress", "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["passed"] == 0
+    assert "HumanEval/0 #0: failed: ZeroDivisionError: division by zero" in done.stderr
+    assert "HumanEval/1 #0: failed: AssertionError" in done.stderr
+
+
 def test_table_report_and_limit(tmp_path: Path, problems: dict[str, Problem]) -> None:
     samples = _canonical(tmp_path / "canonical.jsonl", problems, 6)
     done = _cli("--samples", str(samples), "--limit", "3", "--no-progress", cwd=tmp_path)

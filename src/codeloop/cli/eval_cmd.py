@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     except EvalInputError as e:
         print(f"codeloop eval: {e}", file=sys.stderr)
         return 2
+    if args.verbose:
+        for task_id, number, result in report.failed:
+            print(f"{task_id} #{number}: {result}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_json()))
     else:

@@ -26,6 +26,7 @@ class EvalReport:
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    failed: list[tuple[str, int, str]] = field(default_factory=list)  # (task_id, completion_id, result)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -78,10 +79,12 @@ def build_report(
 ) -> EvalReport:
     per_task: dict[str, list[bool]] = defaultdict(list)
     failures: dict[str, int] = defaultdict(int)
+    failed: list[tuple[str, int, str]] = []
     for r in results:
         per_task[r.task_id].append(r.passed)
         if not r.passed:
             failures[_failure_kind(r.result)] += 1
+            failed.append((r.task_id, r.completion_id, r.result))
     counts = [(len(v), sum(v)) for v in per_task.values()]
     return EvalReport(
         benchmark=benchmark,
@@ -93,4 +96,5 @@ def build_report(
         settings=dict(settings or {}),
         timings=dict(timings or {}),
         failures=dict(failures),
+        failed=failed,
     )
