@@ -24,14 +24,15 @@ _ENV = (
 
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own empty user dir and no model env vars from the caller."""
     home = tmp_path / "codeloop-home"
     home.mkdir()
     monkeypatch.setenv("CODELOOP_HOME", str(home))
     for var in _ENV:
         monkeypatch.delenv(var, raising=False)
-    return home
+    yield home
+    shutil.rmtree(home / "models", ignore_errors=True)  # assembled GGUFs are 0.5-1.1 GB each
 
 
 @pytest.fixture(scope="session")
