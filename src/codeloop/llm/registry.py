@@ -76,7 +76,7 @@ def get_model(
     """
     config = load_config()
     # Keys: OPENAI_API_KEY goes only to openai: models, never to an arbitrary --base-url server.
-    config_key = model_table(config).get("api_key") or None
+    config_key = _config_str(config, "api_key")
     if name is None and base_url is not None:
         return _remote(None, base_url, api_key or config_key, options, config, prefix="openai")
     resolved = resolve_name(name if name is not None else default_model_name(config), config)
@@ -86,11 +86,11 @@ def get_model(
             raise ModelError(f"model file not found: {path}")
         return _embedded(path, f"gguf:{path}", options, config)
     if resolved.startswith("openai:"):
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or model_table(config).get("base_url") or None
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or _config_str(config, "base_url")
         key = api_key or os.environ.get("OPENAI_API_KEY") or config_key
         return _remote(resolved[len("openai:") :], url, key, options, config, prefix="openai")
     if resolved.startswith("ollama:"):
-        url = base_url or model_table(config).get("ollama_base_url") or OLLAMA_BASE_URL
+        url = base_url or _config_str(config, "ollama_base_url") or OLLAMA_BASE_URL
         return _remote(resolved[len("ollama:") :], url, api_key or "ollama", options, config, prefix="ollama")
     bundled = find_bundled(resolved)
     if bundled is not None:
@@ -107,6 +107,13 @@ def get_model(
         f"unknown model {resolved!r}: use one of {known}, an alias from config.toml [aliases], "
         "gguf:/path/model.gguf, openai:MODEL, ollama:MODEL, or give --base-url for another server"
     )
+
+
+def _config_str(config: dict[str, Any], key: str) -> str | None:
+    value = model_table(config).get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"config.toml: [model] {key} must be a non-empty string, got {value!r}")
+    return value.strip() if isinstance(value, str) else None
 
 
 def _embedded(path: Path, name: str, options: dict[str, Any], config: dict[str, Any]) -> Model:
