@@ -263,3 +263,43 @@ def test_client_errors(
     with pytest.raises(ModelError) as info:
         get_model("openai:m", base_url=server.base_url).complete(COUNT, max_tokens=2)
     assert needle in str(info.value) and server.requests == 1
+
+
+def sse_pieces(h: BaseHTTPRequestHandler, pieces: list[str]) -> None:
+    """Stream ``pieces`` as chat chunks, then a finish chunk and [DONE] (a server that ignores stop)."""
+    events = [{"delta": {"content": p}, "finish_reason": None} for p in pieces]
+    events.append({"delta": {}, "finish_reason": "length"})
+    body = "".join(
+        "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                               "choices": [{"index": 0, **e}]}) + "\n\n"
+        for e in events
+    ) + "data: [DONE]\n\n"  # fmt: skip
+    data = body.encode()
+    h.send_response(200)
+    h.send_header("content-type", "text/event-stream")
+    h.send_header("content-length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+
+
+def test_stops_apply_even_when_the_server_ignores_them(
+    fake_server: Callable[[Behaviour], FakeOpenAIServer],
+) -> None:
+    server = fake_server(lambda h, n: sse_pieces(h, ["Hel", "lo ST", "OP wor", "ld"]))
+    m = get_model("openai:m", base_url=server.base_url, max_retries=0)
+    s = m.stream(COUNT, stop=["STOP"], max_tokens=20)
+    assert list(s) == ["Hel", "lo "]
+    assert s.reply is not None and s.reply.text == "Hello " and s.reply.finish_reason is FinishReason.STOP
+    s = m.stream(COUNT, stop=["NOPE"], max_tokens=20)
+    assert "".join(s) == "Hello STOP world" and s.reply is not None
+    assert s.reply.finish_reason is FinishReason.LENGTH
+
+
+def test_more_stop_sequences_than_openai_accepts(llama_server: LlamaServer) -> None:
+    m = get_model("openai:smollm", base_url=llama_server.base_url)
+    m.complete(STORY, max_tokens=24)  # same cache state for the calls compared below
+    full = m.complete(STORY, max_tokens=24).text
+    stop = full[8:11]
+    stops = ["@@1", "@@2", "@@3", "@@4", "@@5", stop]  # the one that matters is sixth: not sent to the server
+    reply = m.complete(STORY, max_tokens=24, stop=stops)
+    assert reply.text == full[: full.index(stop)] and reply.finish_reason is FinishReason.STOP

@@ -14,12 +14,14 @@ from typing import Any
 from codeloop.errors import ModelError
 from codeloop.llm.base import Model
 from codeloop.llm.settings import RemoteSettings
+from codeloop.llm.stops import StopMatcher
 from codeloop.llm.types import Chunk, FinishReason, Request, Usage
 
 __all__ = ["OPENAI_BASE_URL", "OpenAIModel"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-_NO_KEY = "sk-no-key-required"  # local servers ignore the key, but the SDK insists on one
+_NO_KEY = "sk-no-key-required"
+_SERVER_STOPS = 4  # the most stop sequences OpenAI's API accepts  # local servers ignore the key, but the SDK insists on one
 
 
 def _http_errors(name: str) -> tuple[type[BaseException], ...]:
@@ -94,7 +96,9 @@ class OpenAIModel(Model):
             "stream": request.stream,
         }
         if request.stop:
-            params["stop"] = list(request.stop)
+            # OpenAI takes at most 4; all of them are also applied here (see _stopped), so every
+            # server cuts at the same place and none shows any part of a stop sequence
+            params["stop"] = list(request.stop[:_SERVER_STOPS])
         if request.seed is not None:
             params["seed"] = request.seed
         if request.stream:
@@ -108,10 +112,8 @@ class OpenAIModel(Model):
                 response = self._client.completions.create(prompt=request.prompt or "", **params)
         except self._openai.APIError as e:
             raise self._translate(e) from e
-        if not request.stream:
-            yield self._whole(response, chat)
-            return
-        yield from self._streamed(response, chat)
+        chunks = iter([self._whole(response, chat)]) if not request.stream else self._streamed(response, chat)
+        yield from _stopped(chunks, request.stop) if request.stop else chunks
 
     def _whole(self, response: Any, chat: bool) -> Chunk:
         if not response.choices:
@@ -190,6 +192,25 @@ class OpenAIModel(Model):
                 return ModelError(f"the server at {url} failed with HTTP {status}{retried}: {message}")
             return ModelError(f"the server at {url} rejected the request (HTTP {status}): {message}")
         return ModelError(f"the OpenAI-compatible server at {url} failed: {e}")
+
+
+def _stopped(chunks: Iterator[Chunk], stops: tuple[str, ...]) -> Iterator[Chunk]:
+    """Apply the stop sequences to the text on our side too; stop reading at the first one."""
+    matcher = StopMatcher(stops)
+    try:
+        for chunk in chunks:
+            text = matcher.feed(chunk.text)
+            if matcher.stopped:
+                yield Chunk(text=text, finish_reason=FinishReason.STOP, usage=chunk.usage)
+                return
+            if chunk.finish_reason is not None:
+                text += matcher.flush()
+            if text or chunk.finish_reason is not None or chunk.usage is not None:
+                yield Chunk(text=text, finish_reason=chunk.finish_reason, usage=chunk.usage)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # closes the HTTP stream when we stopped early
 
 
 def _server_message(e: Any) -> str:
