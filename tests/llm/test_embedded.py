@@ -229,3 +229,22 @@ def test_optional_1_5b_model_when_installed() -> None:
         [{"role": "user", "content": "What is 17 + 25? Answer with just the number."}], max_tokens=8
     )
     assert "42" in reply.text
+
+
+def test_concurrent_first_calls_load_the_model_once(smollm_path: Path) -> None:
+    models: list[Model] = []
+    barrier = threading.Barrier(4)
+
+    def load() -> None:
+        barrier.wait()
+        models.append(get_model("smollm2-135m", n_ctx=640))  # settings no other test uses
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(models) == 4
+    runtimes = {id(m.runtime) for m in models if isinstance(m, EmbeddedModel)}
+    llamas = {id(m.runtime.llama) for m in models if isinstance(m, EmbeddedModel)}
+    assert len(runtimes) == 1 and len(llamas) == 1
