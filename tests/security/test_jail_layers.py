@@ -177,6 +177,19 @@ def test_bwrap_command_line(tmp_path: Path, network: bool) -> None:
     assert argv[argv.index("--bind") + 1 : argv.index("--bind") + 3] == [str(tmp_path), str(tmp_path)]
 
 
+def test_paths_under_tmp_are_bound_over_the_private_tmp(tmp_path: Path) -> None:
+    # A checkout (and its .venv) under /tmp, as CI clones may be: the private /tmp must be
+    # mounted first, else it hides the interpreter and every worker dies at exec.
+    venv = "/tmp/ci-checkout/.venv"
+    argv = bwrap.bwrap_argv(
+        "/bwrap", probe.BwrapMode.PRIVILEGED, read_only=["/usr", venv], session_dir=str(tmp_path), tmp_size_bytes=1 << 20,
+        network=False, switch_uid=True, seccomp_fd=None, command=["python", "w.py"],
+    )  # fmt: skip
+    tmpfs_at = next(i for i in range(len(argv) - 1) if argv[i] == "--tmpfs" and argv[i + 1] == "/tmp")
+    bind_at = next(i for i in range(len(argv) - 2) if argv[i] == "--ro-bind-try" and argv[i + 1] == venv)
+    assert tmpfs_at < bind_at
+
+
 def test_landlock_alone_confines_a_process(tmp_path: Path) -> None:
     if inworker.landlock_abi() < 1:
         pytest.skip("no Landlock in this kernel")

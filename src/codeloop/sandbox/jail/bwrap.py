@@ -55,17 +55,18 @@ def bwrap_argv(
     if switch_uid and mode == BwrapMode.PRIVILEGED:
         for cap in _UID_SWITCH_CAPS:
             argv += ["--cap-add", cap]
-    dirs_made: set[str] = set()
+    # The private /tmp and /dev come first: an interpreter or venv that lives under /tmp (a CI
+    # checkout in /tmp, say) is then bound on top of the tmpfs instead of hidden under it.
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--perms", "1777", "--size", str(tmp_size_bytes), "--tmpfs", "/tmp"]
+    argv += ["--perms", "1777", "--size", str(tmp_size_bytes), "--tmpfs", "/dev/shm"]
+    dirs_made: set[str] = {"/proc", "/dev", "/tmp", "/dev/shm"}
     for path in read_only:
         if os.path.islink(path) and os.path.dirname(path) == "/":
             argv += ["--symlink", os.readlink(path), path]  # /bin -> usr/bin and friends
             dirs_made.add(path)
         else:
             _bind(argv, dirs_made, "--ro-bind-try", path)
-    argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--perms", "1777", "--size", str(tmp_size_bytes), "--tmpfs", "/tmp"]
-    argv += ["--perms", "1777", "--size", str(tmp_size_bytes), "--tmpfs", "/dev/shm"]
-    dirs_made |= {"/proc", "/dev", "/tmp", "/dev/shm"}
     _bind(argv, dirs_made, "--bind", session_dir)
     # No --chdir: the session uid owns the directory (0700), which bwrap, root without
     # CAP_DAC_OVERRIDE by then, cannot enter; the worker changes into it after its uid switch.
