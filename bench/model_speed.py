@@ -26,7 +26,7 @@ from typing import Any
 
 from codeloop.llm import get_model
 from codeloop.llm.embedded import EmbeddedModel
-from codeloop.llm.llama_runtime import cpu_has_amx, model_params_override
+from codeloop.llm.llama_load import cpu_has_amx, model_params_override
 
 DECODE_PROMPT = [
     {"role": "system", "content": "You are a helpful assistant."},

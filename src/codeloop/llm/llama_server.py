@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the server in this process (blocks until it stops)."""
-    from codeloop.llm.llama_runtime import cpu_has_amx, model_params_override, quiet_openmp
+    from codeloop.llm.llama_load import cpu_has_amx, model_params_override, quiet_openmp
 
     quiet_openmp()
     try:
