@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeloop.agent.grounding import ground_answer, is_grounded, numbers_in
+from codeloop.agent.grounding import echoes, ground_answer, is_grounded, numbers_in
 
 
 def test_numbers_in_reads_thousands_and_decimals() -> None:
@@ -21,6 +21,7 @@ def test_numbers_in_reads_thousands_and_decimals() -> None:
         ("Yes, it is True.", "True", ""),
         ("The primes are 2, 3, 5 and 7.", "[2, 3, 5, 7]", ""),
         ("The table is shown above.", "a\nb\nc\nd\ne\nf", ""),
+        ("The square of 10 is 100.", "100", "x = 10\nprint(x ** 2)"),
     ],
 )
 def test_consistent_answers_are_kept(answer: str, evidence: str, task: str) -> None:
@@ -48,3 +49,10 @@ def test_no_evidence_keeps_the_model_answer() -> None:
 
 def test_empty_answer_falls_back_to_the_output() -> None:
     assert ground_answer("", "12") == ("12", "output")
+
+
+def test_echoes_spots_a_repeated_loop_message() -> None:
+    told = "Error: boom\n\nThe code failed, so there is no result yet. Write a corrected block."
+    assert echoes("The code failed, so there is no result yet.", told)
+    assert not echoes("It is 4.", told)
+    assert not echoes("The answer is 42.", told)

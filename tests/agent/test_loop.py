@@ -22,7 +22,8 @@ from codeloop.agent import (
     StepDone,
     Strategy,
 )
-from codeloop.agent.prompts import NUDGE_WRITE_CODE
+from codeloop.agent.checks import NOT_COMPUTED, SAME_FAILING_CODE
+from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE
 from codeloop.errors import ConfigError, ModelError
 from codeloop.sandbox import Sandbox
 
@@ -107,7 +108,7 @@ def test_model_failure_aborts_and_keeps_the_steps(sandbox: Sandbox, fake_model: 
 
 def test_sandbox_failure_aborts(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     sandbox.close()
-    result = Agent(fake_model(code("print(1)")), sandbox=sandbox).run("x")
+    result = Agent(fake_model(code("print(1 + 1)")), sandbox=sandbox).run("x")
     assert result.status is RunStatus.ABORTED
     assert result.error is not None and result.error.startswith("sandbox error:")
 
@@ -153,7 +154,7 @@ def test_contradicting_prose_is_replaced_by_the_output(sandbox: Sandbox, fake_mo
 
 
 def test_rerunning_the_same_output_ends_the_loop(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
-    model = fake_model(code("print(7)"), code("print(7)"), "never asked")
+    model = fake_model(code("print(3 + 4)"), code("print(3 + 4)"), "never asked")
     result = Agent(model, sandbox=sandbox).run("seven")
     assert (result.status, result.answer, result.answer_source) == (RunStatus.ANSWERED, "7", "output")
     assert len(model.calls) == 2
@@ -217,8 +218,48 @@ def test_ctrl_c_during_a_cell_restarts_the_worker(sandbox: Sandbox, fake_model: 
 
 
 def test_agent_creates_and_closes_its_own_sandbox(fake_model: type[FakeModel]) -> None:
-    model = fake_model(code("print(1)"), "One.")
+    model = fake_model(code("print(2 - 1)"), "One.")
     with Agent(model) as agent:
         assert agent.run("one").ok
         made = agent.sandbox
     assert getattr(made, "closed", False)
+
+
+def test_printing_a_typed_answer_is_not_run(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print('loopcod')"), code("print('codeloop'[::-1])"), "It is pooledoc.")
+    result = Agent(model, sandbox=sandbox).run("Reverse 'codeloop'")
+    assert result.steps[0].outcome is None and result.steps[0].observation == NOT_COMPUTED
+    assert result.answer == "It is pooledoc."
+
+
+def test_repeating_failing_code_is_not_rerun_and_the_next_reply_is_sampled(
+    sandbox: Sandbox, fake_model: type[FakeModel]
+) -> None:
+    broken = code("from statistics import population_stddev\nprint(population_stddev([1, 2]))")
+    model = fake_model(
+        broken, broken, code("import statistics\nprint(statistics.pstdev([1, 2]))"), "It is 0.5."
+    )
+    result = Agent(model, sandbox=sandbox).run("pstdev of 1, 2")
+    assert result.steps[0].outcome is not None and result.steps[0].outcome.status == "error"
+    assert result.steps[1].outcome is None and result.steps[1].observation == SAME_FAILING_CODE
+    assert [c["temperature"] for c in model.calls] == [0.0, 0.0, 0.7, 0.7]
+    assert model.calls[2]["seed"] is not None
+    assert result.answer == "It is 0.5."
+    off = Strategy(review_code=False)
+    again = Agent(fake_model(broken, broken, "gave up", "no", "no"), sandbox=sandbox, strategy=off).run("x")
+    assert all(s.outcome is not None for s in again.steps if s.code)
+
+
+def test_prose_after_a_failed_cell_gets_a_nudge_to_fix(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(code("print(1 / 0)"), "The code failed.", code("print(2 / 1)"), "It is 2.0.")
+    result = Agent(model, sandbox=sandbox).run("2 / 1?")
+    assert result.steps[1].observation == NUDGE_FIX_CODE
+    assert (result.answer, result.evidence) == ("It is 2.0.", "2.0")
+
+
+def test_parroting_the_loop_is_not_an_answer(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    parrot = "The code failed, so there is no result yet."
+    model = fake_model(code("print(1 / 0)"), parrot, parrot, parrot)
+    result = Agent(model, sandbox=sandbox).run("2 / 1?")
+    assert result.status is RunStatus.NO_ANSWER and result.answer is None
+    assert "repeated the loop's own message" in (result.error or "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["ground_answer", "is_grounded", "numbers_in"]
+__all__ = ["echoes", "ground_answer", "is_grounded", "numbers_in"]
 
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _LONG_EVIDENCE = 300
@@ -37,19 +37,20 @@ def _norm_text(text: str) -> str:
     return re.sub(r"[\s'\"`*.,:;!?()\[\]]+", " ", text.lower()).strip()
 
 
-def is_grounded(answer: str, evidence: str, task: str = "") -> bool:
+def is_grounded(answer: str, evidence: str, given: str = "") -> bool:
     """True unless the answer's numbers or words contradict the evidence.
 
-    Numbers the task itself mentions are ignored in the answer ("the sum of 1 to 100 is 5050"),
+    Numbers in ``given`` (the task and the code that ran) are ignored in the answer ("the sum
+    of 1 to 100 is 5050", "the square of 10 is 100" after ``x = 10``),
     every other number the answer states must appear in the evidence, and when the evidence
     holds numbers the answer must state at least one of them. Text evidence must be quoted.
     """
-    task_numbers = set(numbers_in(task))
-    claimed = [n for n in numbers_in(answer) if n not in task_numbers]
+    given_numbers = set(numbers_in(given))
+    claimed = [n for n in numbers_in(answer) if n not in given_numbers]
     shown = numbers_in(evidence)
     if shown:
         if not claimed:
-            # The answer may only restate task numbers, e.g. "Yes, 17 is prime." for evidence "True 17".
+            # The answer only restates given numbers: it must then quote the output's last line.
             return _norm_text(evidence.splitlines()[-1]) in _norm_text(answer)
         return all(any(_same_number(c, s) for s in shown) for c in claimed)
     if len(evidence) > _LONG_EVIDENCE or evidence.count("\n") > 3:
@@ -58,11 +59,17 @@ def is_grounded(answer: str, evidence: str, task: str = "") -> bool:
     return bool(needle) and needle in _norm_text(answer)
 
 
-def ground_answer(answer: str, evidence: str | None, task: str = "") -> tuple[str, str]:
+def ground_answer(answer: str, evidence: str | None, given: str = "") -> tuple[str, str]:
     """The answer to report and where it came from: ``("...", "model")`` or ``(evidence, "output")``."""
     answer = answer.strip()
     if evidence is None:
         return answer, "model"
-    if answer and is_grounded(answer, evidence, task):
+    if answer and is_grounded(answer, evidence, given):
         return answer, "model"
     return evidence.strip(), "output"
+
+
+def echoes(answer: str, message: str) -> bool:
+    """Whether the answer merely repeats (part of) a message the loop sent, e.g. "The code failed..."."""
+    said = _norm_text(answer)
+    return len(said) >= 12 and said in _norm_text(message)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from codeloop.agent.cells import SessionLike, last_assigned_name, outcome_from_run
+from codeloop.agent.checks import NOT_COMPUTED, SAME_FAILING_CODE, normalise_code, prints_only_literals
+from codeloop.agent.context import TurnContext
 from codeloop.agent.events import (
     AgentEvent,
     CellOutput,
@@ -24,10 +26,11 @@ from codeloop.agent.events import (
     StepDone,
 )
 from codeloop.agent.generation import Generation, ModelLike, generate
-from codeloop.agent.grounding import ground_answer
+from codeloop.agent.grounding import echoes, ground_answer
+from codeloop.agent.hints import missing_module_name, module_names_probe, parse_names
 from codeloop.agent.observation import evidence_of, format_observation
 from codeloop.agent.parsing import ParsedReply, parse_reply
-from codeloop.agent.prompts import NUDGE_WRITE_CODE, SYSTEM_PROMPT, few_shot_messages
+from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, SYSTEM_PROMPT, few_shot_messages
 from codeloop.agent.result import AgentResult, CellOutcome, Figure, RunStatus, Step
 from codeloop.agent.settings import Limits, Strategy
 from codeloop.agent.voting import pick_winner
@@ -141,10 +144,15 @@ class _Run:
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.max_seconds
         self.result = AgentResult(task=task, model=str(getattr(agent.model, "name", "")))
-        self.messages = agent.initial_messages(task, history)
+        self.context = TurnContext(agent.initial_messages(task, history), focus=self.strategy.focus_repairs)
         self.evidence: str | None = None
         self.cells = 0
+        self.code_replies = 0
         self.in_cell = False
+        self.objected_literal = False
+        self.last_failure: str | None = None  # the normalised code of the last cell that failed
+        self.last_error = ""  # "ename: evalue (hint)" of that cell, for a restart note
+        self.retries = 0
 
     def execute(self) -> AgentResult:
         try:
@@ -175,7 +183,7 @@ class _Run:
         return None
 
     def loop(self) -> None:
-        nudged = False
+        nudges = 0
         while True:
             stop = self.limit_reached()
             if stop is not None:
@@ -183,25 +191,49 @@ class _Run:
                 return
             index = len(self.result.steps)
             self.agent.emit(ModelStart(index))
-            gen = self.reply(on_text=lambda t: self.agent.emit(ModelText(t)))
+            temperature, seed = self.sampling()
+            gen = self.reply(
+                on_text=lambda t: self.agent.emit(ModelText(t)), temperature=temperature, seed=seed
+            )
             parsed = parse_reply(gen.text)
             if gen.finish_reason == "deadline":
                 self.add_step(Step(index, gen.text, code=parsed.code))
                 self.result.status = RunStatus.TIMEOUT
                 return
             if parsed.code is None:
-                if self.strategy.require_code and self.cells == 0 and not nudged:
-                    nudged = True
-                    self.add_step(Step(index, gen.text, observation=NUDGE_WRITE_CODE))
-                    self.agent.emit(Notice("the model answered without running code: asking it to compute"))
+                if (
+                    self.strategy.require_code
+                    and self.evidence is None
+                    and nudges < 2
+                    and (self.cells == 0 or self.last_failure is not None)
+                ):
+                    nudges += 1
+                    nudge = NUDGE_WRITE_CODE if self.cells == 0 else NUDGE_FIX_CODE
+                    self.add_step(Step(index, gen.text, observation=nudge))
+                    self.agent.emit(
+                        Notice("the model answered without a result to stand on: asking it for code")
+                    )
                     continue
                 self.add_step(Step(index, gen.text))
                 self.finish_with_answer(parsed, gen.text)
                 return
-            if self.cells >= self.limits.max_steps:
+            self.code_replies += 1
+            if self.code_replies > self.limits.max_steps:
                 self.add_step(Step(index, gen.text, code=parsed.code))
                 self.result.status = RunStatus.MAX_STEPS
                 return
+            objection = self.review(parsed.code)
+            if objection is not None:
+                restart = objection == SAME_FAILING_CODE and self.strategy.focus_repairs
+                self.add_step(
+                    Step(index, gen.text, code=parsed.code, observation=objection), to_context=not restart
+                )
+                self.agent.emit(Notice("the code was not run: " + objection.split(". ")[0].lower()))
+                if restart:
+                    self.context.restart(
+                        f"an earlier attempt failed with {self.last_error} Write a different program."
+                    )
+                continue
             previous = self.evidence
             step = self.run_code_step(index, gen, parsed)
             self.add_step(step)
@@ -210,6 +242,24 @@ class _Run:
                 self.result.answer, self.result.answer_source = previous, "output"
                 self.result.status = RunStatus.ANSWERED
                 return
+
+    def review(self, code: str) -> str | None:
+        """Why this code should not run (the model would learn nothing from it), or None to run it."""
+        if not self.strategy.review_code:
+            return None
+        if self.cells == 0 and prints_only_literals(code) and not self.objected_literal:
+            self.objected_literal = True
+            return NOT_COMPUTED
+        if self.last_failure is not None and normalise_code(code) == self.last_failure:
+            self.retries += 1  # greedy decoding repeats itself: sample the next reply instead
+            return SAME_FAILING_CODE
+        return None
+
+    def sampling(self) -> tuple[float, int | None]:
+        """Greedy by default; after the model repeated failing code, sample (seeded) to get out of the rut."""
+        if self.retries == 0:
+            return 0.0, None
+        return self.strategy.vote_temperature, self.strategy.seed + 100 + self.retries
 
     def reply(
         self,
@@ -221,7 +271,7 @@ class _Run:
         budget = min(self.limits.reply_tokens, self.limits.max_tokens - self.result.usage.completion_tokens)
         gen = generate(
             self.agent.model,
-            self.messages,
+            self.context.messages(),
             max_tokens=max(1, budget),
             temperature=temperature,
             seed=seed,
@@ -232,21 +282,32 @@ class _Run:
         self.result.timings.model_s += gen.seconds
         return gen
 
-    def add_step(self, step: Step) -> None:
+    def add_step(self, step: Step, *, to_context: bool = True) -> None:
         self.result.steps.append(step)
-        self.messages.append({"role": "assistant", "content": step.model_text})
-        if step.observation is not None:
-            self.messages.append({"role": "user", "content": step.observation})
+        if to_context:
+            failed = step.outcome is not None and not step.outcome.ok
+            self.context.add(step.model_text, step.observation, failed=failed)
         self.agent.emit(StepDone(step))
 
     def finish_with_answer(self, parsed: ParsedReply, text: str) -> None:
         words = parsed.prose or text.strip()
         if self.strategy.ground_answer:
-            answer, source = ground_answer(words, self.evidence, self.result.task)
+            given = "\n".join([self.result.task, *(s.code for s in self.result.steps if s.code)])
+            answer, source = ground_answer(words, self.evidence, given)
         else:
             answer, source = words, "model"
         if not answer:
             self.result.status, self.result.error = RunStatus.NO_ANSWER, "the model gave an empty reply"
+            return
+        told = "\n".join(s.observation for s in self.result.steps[-3:] if s.observation)
+        if (
+            self.strategy.ground_answer
+            and source == "model"
+            and self.evidence is None
+            and echoes(answer, told)
+        ):
+            self.result.status = RunStatus.NO_ANSWER
+            self.result.error = "the model repeated the loop's own message instead of answering"
             return
         self.result.answer, self.result.answer_source = answer, source
         self.result.status = RunStatus.ANSWERED
@@ -287,10 +348,34 @@ class _Run:
             step = self.vote(step)
         assert step.outcome is not None
         step.observation = format_observation(step.outcome, step.figures)
+        self.last_failure = None if step.outcome.ok else normalise_code(step.code or "")
+        if not step.outcome.ok:
+            hint = self.error_hint(step.outcome)
+            if hint:
+                step.observation += "\n\n" + hint
+            error = step.outcome.error or {}
+            what = (
+                f"{error.get('ename')}: {error.get('evalue')}" if error else f"status {step.outcome.status}"
+            )
+            self.last_error = f"{what}." + (f" {hint}" if hint else "")
         shown = evidence_of(step.outcome)
         if shown is not None:
             self.evidence = shown
         return step
+
+    def error_hint(self, outcome: CellOutcome) -> str | None:
+        """For "module M has no name X" errors: the names M does have, read from the session."""
+        if not self.strategy.focus_repairs or outcome.error is None:
+            return None
+        missing = missing_module_name(outcome.error.get("ename", ""), outcome.error.get("evalue", ""))
+        probe = module_names_probe(missing[0]) if missing else None
+        if missing is None or probe is None:
+            return None
+        names = parse_names(self.agent.sandbox.run(probe, timeout=5.0).value)
+        if not names:
+            return None
+        shown = ", ".join(names[:60]) + (" ..." if len(names) > 60 else "")
+        return f"Module {missing[0]} has no {missing[1]!r}; the names it has are: {shown}"
 
     def vote(self, greedy: Step) -> Step:
         """Sample more programs for the same step, run each, and keep the one most others agree with."""

@@ -38,6 +38,8 @@ class Strategy:
     require_code: bool = True  # one nudge to write code when the first reply guesses without it
     probe_value: bool = True  # nothing printed: read the last assigned variable instead of asking again
     ground_answer: bool = True  # answer from the executed output when the model's words contradict it
+    review_code: bool = True  # don't run code that only prints literals, or repeats the code that just failed
+    focus_repairs: bool = True  # show only the latest failure, hint missing module names, restart on repeats
     votes: int = 1  # programs sampled on the first code step (self-consistency); 1 = off
     vote_temperature: float = 0.7
     seed: int = 0
@@ -50,5 +52,12 @@ class Strategy:
 
     @classmethod
     def baseline(cls) -> Strategy:
-        """The naive loop: system prompt, code, output, answer; no examples, probes, grounding or votes."""
-        return cls(few_shot=False, require_code=False, probe_value=False, ground_answer=False, votes=1)
+        """The naive loop: system prompt, code, output, answer; none of the aids above."""
+        return cls(
+            few_shot=False,
+            require_code=False,
+            probe_value=False,
+            ground_answer=False,
+            review_code=False,
+            votes=1,
+        )
