@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,10 @@ def evaluate_samples(
         progress.done = len(samples) - len(todo)
     by_key = {s.key: s for s in todo}
     check_started = time.perf_counter()
-    with JsonlAppender(path) as out:
+    verdicts = check_all(todo, problems, open_session, timeout=timeout, workers=workers)
+    with JsonlAppender(path) as out, closing(verdicts):
         try:
-            for verdict in check_all(todo, problems, open_session, timeout=timeout, workers=workers):
+            for verdict in verdicts:
                 sample = by_key[(verdict.task_id, verdict.completion_id)]
                 out.append(result_row(sample, verdict.passed, verdict.result))
                 saved[sample.key] = SavedResult(sample.task_id, sample.completion_id, verdict.passed, verdict.result)

@@ -8,7 +8,7 @@ a progress bar.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from codeloop.evals.checker import CheckResult, check_sample
@@ -35,7 +35,7 @@ def check_all(
     *,
     timeout: float,
     workers: int | None = None,
-) -> Iterator[CheckResult]:
+) -> Generator[CheckResult, None, None]:
     """Yield the verdict on every sample, in the order they finish.
 
     Stopping early (an exception, Ctrl-C, or closing the iterator) cancels the checks not yet
