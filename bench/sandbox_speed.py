@@ -72,26 +72,59 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
 # --- baselines -----------------------------------------------------------------------------------
 
 
-def pipe_floor(n: int) -> list[float]:
-    req_r, req_w = os.pipe()
-    rep_r, rep_w = os.pipe()
-    child = subprocess.Popen([PY, "-I", "-c", PIPE_FLOOR_CHILD, str(req_r), str(rep_w)], pass_fds=(req_r, rep_w))
-    os.close(req_r)
-    os.close(rep_w)
-    body = b"x = 1+1"
-    frame = len(body).to_bytes(4, "big") + body
+class PipeFloor:
+    """The floor: a child that reads a length-prefixed cell from a pipe, exec()s it, answers "ok"."""
 
-    def once() -> None:
-        os.write(req_w, frame)
-        os.read(rep_r, 16)
+    def __init__(self) -> None:
+        req_r, self.req_w = os.pipe()
+        self.rep_r, rep_w = os.pipe()
+        self.child = subprocess.Popen(
+            [PY, "-I", "-c", PIPE_FLOOR_CHILD, str(req_r), str(rep_w)], pass_fds=(req_r, rep_w)
+        )
+        os.close(req_r)
+        os.close(rep_w)
 
+    def run(self, code: str) -> None:
+        body = code.encode()
+        os.write(self.req_w, len(body).to_bytes(4, "big") + body)
+        os.read(self.rep_r, 16)
+
+    def close(self) -> None:
+        os.close(self.req_w)
+        os.close(self.rep_r)
+        self.child.wait(10)
+
+
+def warm_round_trips(n: int, rounds: int) -> dict[str, list[float]]:
+    """``x = 1+1`` on the floor and on warm jailed and plain sessions, interleaved in rounds.
+
+    The host is shared and its load shifts by the second: each round times a batch of each, one
+    after the other, so every ratio compares figures taken in the same few milliseconds."""
+    from codeloop.sandbox import Sandbox
+
+    floor = PipeFloor()
+    jailed, plain = Sandbox(jail=True), Sandbox(jail=False)
+    runners: dict[str, Callable[[], object]] = {
+        "floor": lambda: floor.run("x = 1+1"),
+        "jailed": lambda: jailed.run("x = 1+1"),
+        "plain": lambda: plain.run("x = 1+1"),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    medians: dict[str, list[float]] = {name: [] for name in runners}
     try:
-        timed(once, 200)
-        return timed(once, n)
+        for fn in runners.values():
+            timed(fn, 200)  # warm up: caches, branch predictors, the pool refill settling
+        batch = max(1, n // rounds)
+        for _ in range(rounds):
+            for name, fn in runners.items():
+                times = timed(fn, batch)
+                samples[name] += times
+                medians[name].append(statistics.median(times))
     finally:
-        os.close(req_w)
-        os.close(rep_r)
-        child.wait(10)
+        jailed.close()
+        plain.close()
+        floor.close()
+    return {**samples, **{f"{name} rounds": values for name, values in medians.items()}}
 
 
 def python_pass(n: int) -> list[float]:
@@ -140,15 +173,6 @@ def native_cpu_once() -> tuple[float, float]:
 
 
 # --- the sandbox ---------------------------------------------------------------------------------
-
-
-def sandbox_warm(jail: bool, n: int) -> list[float]:
-    from codeloop.sandbox import Sandbox
-
-    with Sandbox(jail=jail) as sb:
-        for _ in range(200):
-            sb.run("x = 1+1")
-        return timed(lambda: sb.run("x = 1+1"), n)
 
 
 def sandbox_fresh(jail: bool, pooled: bool, n: int) -> list[float]:
@@ -213,46 +237,49 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
-    args = parser.parse_args()
-    scale = 0.25 if args.quick else 1.0
-    n_rtt, n_fresh, n_cpu = int(2000 * scale), max(5, int(20 * scale)), max(3, int(7 * scale))
-    os.environ.setdefault("CODELOOP_HOME", tempfile.mkdtemp(prefix="codeloop-bench-home-"))
-    started = time.perf_counter()
-    print("\n".join(environment()))
-    print()
-
-    floor = median_us(pipe_floor(n_rtt))
-    warm = {jail: median_us(sandbox_warm(jail, n_rtt)) for jail in (True, False)}
-    jup = jupyter_figures(max(50, n_rtt // 10), 3 if not args.quick else 1)
-    py_pass = median_us(python_pass(n_fresh))
-    fresh_pool = {jail: median_us(sandbox_fresh(jail, True, n_fresh)) for jail in (True, False)}
-    fresh_cold = {jail: median_us(sandbox_fresh(jail, False, max(3, n_fresh // 2))) for jail in (True, False)}
-    cpu = cpu_side_by_side(n_cpu)
-
-    print("1. warm round trip of `x = 1+1` (median)")
+def section_warm(n_rtt: int, jupyter_starts: int) -> tuple[float, list[float]] | None:
+    """Target 1; returns the jailed warm round trip and jupyter's kernel starts for section 2."""
+    rounds = 20
+    rtt = warm_round_trips(n_rtt, rounds)
+    floor = median_us(rtt["floor"])
+    warm = {True: median_us(rtt["jailed"]), False: median_us(rtt["plain"])}
+    ratio = {
+        jail: statistics.median(s / f for s, f in zip(rtt[f"{name} rounds"], rtt["floor rounds"], strict=True))
+        for jail, name in ((True, "jailed"), (False, "plain"))
+    }
+    jup = jupyter_figures(max(50, n_rtt // 10), jupyter_starts)
+    print(f"1. warm round trip of `x = 1+1` (medians of {len(rtt['floor'])} each; ratios: median of {rounds} interleaved rounds)")
     print(f"   bare pipe floor (20-line exec loop)   {floor:9.1f} us")
     for jail in (True, False):
-        print(f"   sandbox, jail={jail!s:5}                {warm[jail]:9.1f} us   {warm[jail] / floor:5.2f}x floor")
+        print(f"   sandbox, jail={jail!s:5}                {warm[jail]:9.1f} us   {ratio[jail]:5.2f}x floor")
     if jup:
         jup_rtt = median_us(jup[0])
         print(f"   jupyter_client + ipykernel             {jup_rtt:9.1f} us   sandbox is {jup_rtt / warm[True]:.1f}x faster")
     else:
         jup_rtt = float("nan")
         print("   jupyter_client + ipykernel             not installed (pip install jupyter_client ipykernel)")
-    print(f"   target <= 3x floor and < jupyter: {verdict(warm[True] <= 3 * floor and (not jup or warm[True] < jup_rtt))}")
+    print(f"   target <= 3x floor and < jupyter: {verdict(ratio[True] <= 3 and (not jup or warm[True] < jup_rtt))}")
     print()
+    return (warm[True], jup[1]) if jup else None
+
+
+def section_fresh(n_fresh: int, jupyter_starts: list[float] | None) -> None:
+    py_pass = median_us(python_pass(n_fresh))
+    fresh_pool = {jail: median_us(sandbox_fresh(jail, True, n_fresh)) for jail in (True, False)}
+    fresh_cold = {jail: median_us(sandbox_fresh(jail, False, max(3, n_fresh // 2))) for jail in (True, False)}
     print("2. fresh session to first result (median)")
     print(f"   python -c pass                         {py_pass / 1000:9.2f} ms")
     for jail in (True, False):
         print(f"   sandbox, jail={jail!s:5}, pool hit        {fresh_pool[jail] / 1000:9.2f} ms   {fresh_pool[jail] / py_pass:5.2f}x python -c pass")
         print(f"   sandbox, jail={jail!s:5}, cold (no pool)  {fresh_cold[jail] / 1000:9.2f} ms   {fresh_cold[jail] / py_pass:5.2f}x python -c pass")
-    if jup:
-        print(f"   jupyter kernel start + first result    {median_us(jup[1]) / 1000:9.2f} ms")
+    if jupyter_starts:
+        print(f"   jupyter kernel start + first result    {median_us(jupyter_starts) / 1000:9.2f} ms")
     print(f"   target <= 4x python -c pass (pooled, jailed): {verdict(fresh_pool[True] <= 4 * py_pass)}")
     print()
+
+
+def section_cpu(n_cpu: int) -> None:
+    cpu = cpu_side_by_side(n_cpu)
     print("3. CPU-bound loop (2M iterations; medians of the loop's own timers, rounds interleaved)")
     med = {name: statistics.median(values) for name, values in cpu.items()}
     print(f"   native (same interpreter)              {med['native'] * 1000:9.1f} ms wall {med['native cpu'] * 1000:9.1f} ms CPU")
@@ -263,6 +290,28 @@ def main() -> int:
         )
     print(f"   target >= 0.9x native, jailed, wall clock: {verdict(med['native'] / med['jailed'] >= 0.9)}")
     print()
+
+
+SECTIONS = ("warm", "fresh", "cpu")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
+    args = parser.parse_args()
+    only = set(args.only or SECTIONS)
+    scale = 0.25 if args.quick else 1.0
+    n_rtt, n_fresh, n_cpu = int(2000 * scale), max(5, int(20 * scale)), max(3, int(7 * scale))
+    os.environ.setdefault("CODELOOP_HOME", tempfile.mkdtemp(prefix="codeloop-bench-home-"))
+    started = time.perf_counter()
+    print("\n".join(environment()))
+    print()
+    warm = section_warm(n_rtt, 3 if not args.quick else 1) if "warm" in only else None
+    if "fresh" in only:
+        section_fresh(n_fresh, warm[1] if warm else None)
+    if "cpu" in only:
+        section_cpu(n_cpu)
     print(f"total bench time: {time.perf_counter() - started:.1f} s")
     return 0
 

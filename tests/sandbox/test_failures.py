@@ -167,3 +167,16 @@ def test_bad_arguments_get_clear_errors(sb: Sandbox) -> None:
     with pytest.raises(ConfigError, match="max_output"):
         Sandbox(max_output=1)
     assert sb.run("1").ok  # nothing was lost
+
+
+def test_a_cell_too_big_to_send_is_refused_and_loses_nothing(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codeloop.errors import SandboxError
+    from codeloop.sandbox import protocol
+
+    sb.run("state = 'kept'")
+    monkeypatch.setattr(protocol, "MAX_CODE_BYTES", 1000)  # the real limit is 64 MB: same path, small cell
+    with pytest.raises(SandboxError, match="over the 1000 byte limit"):
+        sb.run("x = 1\n" * 200)
+    after = sb.run("state")
+    assert after.ok and after.value == "'kept'" and not after.restarted
+    assert after.cell == 2  # the refused cell took no number

@@ -70,14 +70,22 @@ def test_result_to_dict_is_json_ready() -> None:
     assert result.to_dict(figure_paths=["/tmp/f.png"])["figures"] == ["/tmp/f.png"]
 
 
-def test_the_hand_built_run_request_is_the_same_json() -> None:
-    from codeloop.sandbox.protocol import encode_limits, encode_run_request
+def test_a_run_request_carries_any_source_exactly() -> None:
+    from codeloop.sandbox.protocol import decode_run_request, encode_limits, encode_run_request
 
-    code = 'print("é\\u2028\\x00")\n\t"""quotes"""'
-    frame = encode_run_request("n0nce", code, 7, encode_limits({"max_repr": 10, "max_files": 2}))
-    [message] = FrameReader().feed(frame)
-    assert message == {"op": "run", "id": "n0nce", "code": code, "cell": 7, "max_repr": 10, "max_files": 2}
-    assert frame == encode_frame(message)
+    code = 'print("é\\u2028\\x00")\n\t"""quotes"""\udc80 \U0001f600' + "é" * 70_000
+    frame = encode_run_request("0123456789abcdef", code, 7, encode_limits(10, 3, 2))
+    assert int.from_bytes(frame[:4], "big") == len(frame) - 4
+    assert decode_run_request(frame[4:]) == {
+        "op": "r", "id": "0123456789abcdef", "code": code, "cell": 7, "max_repr": 10, "max_figures": 3, "max_files": 2,
+    }
+
+
+def test_a_cell_too_big_for_a_frame_is_refused_before_sending() -> None:
+    from codeloop.sandbox.protocol import MAX_CODE_BYTES, encode_limits, encode_run_request
+
+    with pytest.raises(ValueError, match="byte limit"):
+        encode_run_request("0123456789abcdef", "x" * (MAX_CODE_BYTES + 1), 1, encode_limits(1, 1, 1))
 
 
 def test_trailing_garbage_after_a_frames_json_is_rejected() -> None:

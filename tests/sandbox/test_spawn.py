@@ -15,7 +15,7 @@ from codeloop.errors import SandboxError
 from codeloop.sandbox import Sandbox
 from codeloop.sandbox.exchange import Capture, Ending, exchange
 from codeloop.sandbox.launcher import REPLY_FD, REQUEST_FD, WORKER_SCRIPT, LaunchSpec, build_launch
-from codeloop.sandbox.protocol import encode_frame
+from codeloop.sandbox.protocol import encode_limits, encode_run_request
 from codeloop.sandbox.spawn import spawn_worker
 
 
@@ -30,8 +30,9 @@ def run_once(launch_dir: Path, code: str, preexec: object = None) -> dict[str, o
     proc = spawn_worker(launch)
     try:
         capture = Capture(4096, 1 << 20, None)
-        request = {"op": "run", "id": "n1", "code": code, "cell": 1}
-        outcome = exchange(proc, encode_frame(request), "n1", time.monotonic() + 20, capture)
+        nonce = "n1".ljust(16, "0")
+        request = encode_run_request(nonce, code, 1, encode_limits(1000, 5, 50))
+        outcome = exchange(proc, request, nonce, time.monotonic() + 20, capture)
         assert outcome.ending is Ending.REPLY and outcome.reply is not None, capture.text("stderr")
         return outcome.reply
     finally:

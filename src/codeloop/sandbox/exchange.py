@@ -20,7 +20,7 @@ from typing import Any
 
 from codeloop.sandbox.output import BoundedOutput
 from codeloop.sandbox.process import WorkerProcess
-from codeloop.sandbox.protocol import ProtocolError
+from codeloop.sandbox.protocol import ProtocolError, ok_reply_frame
 
 __all__ = ["Capture", "Ending", "Outcome", "exchange"]
 
@@ -28,6 +28,8 @@ OnOutput = Callable[[str, str], None]
 _READ = 1 << 16
 _DRAIN_READS = 256  # reads per pipe after the reply at most (a busy background writer cannot stall us)
 _NO_PIDFD_POLL_MS = 50  # without a pidfd, look for the worker's exit this often
+# A quiet cell's whole reply is this head, the 16-char nonce and `"}`: recognised by a compare, not a JSON parse.
+_OK_HEAD = ok_reply_frame("0" * 16)[: -(16 + 2)]
 
 
 class Ending(Enum):
@@ -58,13 +60,13 @@ class Capture:
         self.total = 0
         self.callback_error: BaseException | None = None
         self.buffers: dict[str, BoundedOutput] = {}
-        self._names: dict[int, str] = {}
+        self._stdout_fd = -1
 
     def attach(self, proc: WorkerProcess) -> None:
-        self._names = {proc.pipes.stdout: "stdout", proc.pipes.stderr: "stderr"}
+        self._stdout_fd = proc.pipes.stdout
 
     def __call__(self, fd: int, data: bytes) -> None:
-        name = self._names[fd]
+        name = "stdout" if fd == self._stdout_fd else "stderr"
         buffer = self.buffers.get(name)
         if buffer is None:
             buffer = self.buffers[name] = BoundedOutput(name, self.limit)
@@ -129,32 +131,53 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
     """Send ``frame`` and collect output until the reply with ``nonce``, a death, or the deadline."""
     capture.attach(proc)
     pipes = proc.pipes
-    poll = proc.poller.poll
+    request_fd, reply_fd, pidfd = pipes.request, pipes.reply, proc.pidfd
+    poller = proc.poller
+    outputs = proc.open_outputs
     forged = 0
-    pending = _send(pipes.request, memoryview(frame))
-    if pending is None:
+    try:
+        sent = os.write(request_fd, frame)
+    except BlockingIOError:
+        sent = 0
+    except OSError:  # broken pipe: the worker closed it or died
         return Outcome(Ending.DIED, detail="the worker closed its request pipe")
-    if pending:
-        proc.poller.register(pipes.request, select.POLLOUT)
+    pending: memoryview | None = None
+    if sent < len(frame):  # a big cell: the rest goes as the worker reads
+        pending = memoryview(frame)[sent:]
+        poller.register(request_fd, select.POLLOUT)
+    ok_frame = _OK_HEAD + nonce.encode("ascii") + b'"}'  # a quiet cell's whole reply, as the worker writes it
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return Outcome(Ending.TIMEOUT, forged=forged)
             wait_ms = math.ceil(left * 1000)
-            events = poll(wait_ms if proc.pidfd is not None else min(wait_ms, _NO_PIDFD_POLL_MS))
-            ready = {fd for fd, _ in events}
-            outputs = [fd for fd in ready if fd in proc.open_outputs]
-            _drain(proc, capture, outputs)  # output before the reply: it was written first
-            if capture.over_limit:
-                return Outcome(Ending.OUTPUT_LIMIT, forged=forged)
-            died = proc.pidfd in ready or (proc.pidfd is None and proc.exited())
-            if pipes.reply in ready:
-                data = _read(pipes.reply)
+            events = poller.poll(wait_ms if pidfd is not None else min(wait_ms, _NO_PIDFD_POLL_MS))
+            died = reply_ready = request_ready = False
+            ready_outputs: list[int] = []
+            for fd, _ in events:
+                if fd == reply_fd:
+                    reply_ready = True
+                elif fd in outputs:
+                    ready_outputs.append(fd)
+                elif fd == pidfd:
+                    died = True
+                elif fd == request_fd:
+                    request_ready = True
+            if ready_outputs:
+                _drain(proc, capture, ready_outputs)  # output before the reply: it was written first
+                if capture.over_limit:
+                    return Outcome(Ending.OUTPUT_LIMIT, forged=forged)
+            if pidfd is None and not died:
+                died = proc.exited()
+            if reply_ready:
+                data = _read(reply_fd)
                 if data == b"":
                     died = True
-                    proc.forget_fd(pipes.reply)
+                    proc.forget_fd(reply_fd)
                 elif data:
+                    if data == ok_frame and not proc.reader.pending:
+                        return Outcome(Ending.REPLY, reply={"status": "ok", "id": nonce}, forged=forged)
                     try:
                         frames = proc.reader.feed(data)
                     except ProtocolError as e:
@@ -163,16 +186,16 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
                         if message.get("id") == nonce:
                             return Outcome(Ending.REPLY, reply=message, forged=forged)
                         forged += 1
-            if pending and pipes.request in ready:
-                pending = _send(pipes.request, pending)
+            if pending and request_ready:
+                pending = _send(request_fd, pending)
                 if pending is None:
                     died = True
                 elif not pending:
-                    proc.poller.unregister(pipes.request)
+                    poller.unregister(request_fd)
             if died:
-                _drain(proc, capture, set(proc.open_outputs))
+                _drain(proc, capture, set(outputs))
                 try:  # it may have replied just before it exited
-                    for message in proc.reader.feed(_read(pipes.reply) or b""):
+                    for message in proc.reader.feed(_read(reply_fd) or b""):
                         if message.get("id") == nonce:
                             return Outcome(Ending.REPLY, reply=message, forged=forged)
                 except ProtocolError:
@@ -181,6 +204,6 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
     finally:
         if pending and pipes.request >= 0:
             try:
-                proc.poller.unregister(pipes.request)
+                poller.unregister(pipes.request)
             except (KeyError, ValueError):
                 pass

@@ -1,22 +1,44 @@
-"""Host side of the worker protocol: length-prefixed JSON frames over pipes (never pickle).
+"""Host side of the worker protocol: length-prefixed frames over pipes (never pickle).
 
-A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON. The worker
-(``worker.py``) has its own stdlib copy of this format because it must not import codeloop.
+A frame is a 4-byte big-endian length followed by that many bytes of body. A run request's body
+is binary (built here, read by the trusted worker without a JSON parser): ``b"r"``, the 16-char
+nonce, the cell number (8 bytes), max_repr, max_figures and max_files (4 bytes each, big-endian),
+then the source as UTF-8 with lone surrogates passed through. A reply's body is UTF-8 JSON, which
+the host parses and checks because the worker is not trusted. The worker (``worker.py``) has its
+own stdlib copy of this format because it must not import codeloop.
 """
 
 from __future__ import annotations
 
 import json
-import json.encoder
+import os
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from codeloop.errors import SandboxError
 
-__all__ = ["MAX_FRAME", "FrameReader", "ProtocolError", "encode_frame", "encode_limits", "encode_run_request"]
+__all__ = [
+    "MAX_CODE_BYTES",
+    "MAX_FRAME",
+    "FrameReader",
+    "NonceSource",
+    "ProtocolError",
+    "decode_run_request",
+    "encode_frame",
+    "encode_limits",
+    "encode_run_request",
+    "ok_reply_frame",
+]
 
-#: Largest reply accepted (figures are the big part); larger means a broken or hostile worker.
+#: Largest frame either side accepts (figures are the big part of replies); larger means a
+#: broken or hostile worker, or a cell too big to send.
 MAX_FRAME = 64 << 20
+#: the fixed part of a run request's body, after the 4-byte length
+_RUN_HEADER = struct.Struct(">c16sQIII")
+_LIMITS = struct.Struct(">III")
+#: Largest cell source (UTF-8 bytes) a run request can carry.
+MAX_CODE_BYTES = MAX_FRAME - _RUN_HEADER.size
 
 
 class ProtocolError(SandboxError):
@@ -25,20 +47,67 @@ class ProtocolError(SandboxError):
 
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # made once: json.dumps(separators=) builds one per call
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # C scanner
-_QUOTE = json.encoder.encode_basestring_ascii  # str -> JSON string literal, in C
 
 
-def encode_run_request(nonce: str, code: str, cell: int, limits: str) -> bytes:
-    """The frame of a run request, built directly: the per-cell hot path (same JSON as encode_frame).
+def encode_run_request(nonce: str, code: str, cell: int, limits: bytes) -> bytes:
+    """The frame of a run request (the per-cell hot path: no JSON, no escaping of the source).
 
-    ``limits`` is a pre-encoded run of ``,"key":int`` members (see ``encode_limits``)."""
-    body = f'{{"op":"run","id":{_QUOTE(nonce)},"code":{_QUOTE(code)},"cell":{int(cell)}{limits}}}'.encode("ascii")
+    ``nonce`` is 16 ASCII characters; ``limits`` comes from ``encode_limits``. Raises ValueError
+    for a source over MAX_CODE_BYTES."""
+    source = code.encode("utf-8", "surrogatepass")
+    if len(source) > MAX_CODE_BYTES:
+        raise ValueError(f"the cell is {len(source)} bytes of UTF-8, over the {MAX_CODE_BYTES} byte limit")
+    head = nonce.encode("ascii")
+    if len(head) != 16:
+        raise ValueError(f"a nonce is 16 ASCII characters, not {nonce!r}")
+    size = _RUN_HEADER.size + len(source)
+    return b"".join((size.to_bytes(4, "big"), b"r", head, cell.to_bytes(8, "big"), limits, source))
+
+
+def encode_limits(max_repr: int, max_figures: int, max_files: int) -> bytes:
+    """A session's per-request limits, packed once for ``encode_run_request``."""
+    return _LIMITS.pack(max_repr, max_figures, max_files)
+
+
+def decode_run_request(body: bytes) -> dict[str, Any]:
+    """The fields of a run request's body (the worker's reading, for tests and debugging)."""
+    op, nonce, cell, max_repr, max_figures, max_files = _RUN_HEADER.unpack_from(body)
+    return {
+        "op": op.decode("ascii"),
+        "id": nonce.decode("ascii"),
+        "cell": cell,
+        "max_repr": max_repr,
+        "max_figures": max_figures,
+        "max_files": max_files,
+        "code": body[_RUN_HEADER.size :].decode("utf-8", "surrogatepass"),
+    }
+
+
+class NonceSource:
+    """Fresh 16-hex-character request nonces from the OS's CSPRNG, fetched 64 at a time.
+
+    A worker sees every nonce it is sent; it must not be able to guess the next one, so each
+    comes from unused random bytes (never a counter), but one getrandom() call serves many runs.
+    """
+
+    _BATCH = 8 * 64
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(self._BATCH), 0
+        self._at = at + 8
+        return self._pool[at : at + 8].hex()
+
+
+def ok_reply_frame(nonce: str) -> bytes:
+    """The exact frame of a reply that says only "ok" (what the worker writes for a quiet cell)."""
+    body = b'{"status":"ok","id":"' + nonce.encode("ascii") + b'"}'
     return len(body).to_bytes(4, "big") + body
-
-
-def encode_limits(limits: dict[str, int]) -> str:
-    """Integer request members, encoded once per session for ``encode_run_request``."""
-    return "".join(f",{_QUOTE(key)}:{int(value)}" for key, value in limits.items())
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:

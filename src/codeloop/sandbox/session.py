@@ -27,7 +27,7 @@ from codeloop.sandbox.jail.policy import check_layer_names, check_limits
 from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
 from codeloop.sandbox.pool import POOL, StartedWorker, new_session_dir, remove_tree, start_worker
 from codeloop.sandbox.process import WorkerProcess
-from codeloop.sandbox.protocol import ProtocolError, encode_limits, encode_run_request
+from codeloop.sandbox.protocol import NonceSource, ProtocolError, encode_limits, encode_run_request
 from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
 
 __all__ = ["Sandbox"]
@@ -174,7 +174,8 @@ class Sandbox:
         self._closed = False
         self._cell = 0
         self._pending_notes: list[str] = []
-        self._limits = encode_limits({"max_repr": max_repr, "max_figures": max_figures, "max_files": max_files})
+        self._limits = encode_limits(max_repr, max_figures, max_files)
+        self._nonces = NonceSource()
 
     @staticmethod
     def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -266,7 +267,16 @@ class Sandbox:
 
     def _run_locked(self, code: str, limit: float, on_output: Callable[[str, str], None] | None) -> RunResult:
         start = time.monotonic()
-        notes, self._pending_notes = self._pending_notes, []
+        cell = self._cell + 1
+        nonce = self._nonces.next()
+        try:
+            frame = encode_run_request(nonce, code, cell, self._limits)
+        except ValueError as e:  # too big to send: refused before the worker sees it, nothing lost
+            raise SandboxError(f"cannot run this cell: {e}") from e
+        self._cell = cell
+        notes: list[str] = []
+        if self._pending_notes:
+            notes, self._pending_notes = self._pending_notes, []
         restarted = False
         proc = self._res.proc
         if proc is None or proc.exited():
@@ -274,14 +284,11 @@ class Sandbox:
             self._replace_worker()
             restarted = True
             notes.append(f"the worker {why} since the last call; {STATE_LOST}")
-        proc = self._res.proc
-        assert proc is not None
-        self._cell += 1
-        nonce = os.urandom(8).hex()
+            proc = self._res.proc
+            assert proc is not None
         capture = Capture(self.max_output, self.output_hard_limit, on_output)
-        frame = encode_run_request(nonce, code, self._cell, self._limits)
         outcome = exchange(proc, frame, nonce, start + limit, capture)
-        result = RunResult(status=RunStatus.OK, cell=self._cell, notes=notes, restarted=restarted)
+        result = RunResult(RunStatus.OK, cell=cell, notes=notes, restarted=restarted)
         if outcome.ending is Ending.REPLY and outcome.reply is not None:
             try:
                 self._apply_reply(result, outcome.reply)
@@ -300,13 +307,16 @@ class Sandbox:
             result.stderr = capture.text("stderr") + result.stderr
             result.truncated = capture.truncated
         result.duration = time.monotonic() - start
-        self._refill_pool()
+        if self._refill_owed:
+            self._refill_pool()
         return result
 
     def _apply_reply(self, result: RunResult, reply: dict[str, Any]) -> None:
         """Copy a worker reply into the result, checking its shape (a worker is not trusted)."""
         try:
             result.status = _REPLY_STATUS[reply["status"]]
+            if len(reply) == 2:  # status and id: the usual quiet cell
+                return
             value = reply.get("value")
             if value is not None:
                 result.value = _clean(value)

@@ -2,17 +2,22 @@
 
 Stdlib only, and it never imports codeloop, so a jail needs just this file and the interpreter.
 Started as ``python -I -B worker.py SESSION_DIR``. Requests arrive on fd 3 and replies leave on
-fd 4, each a frame of a 4-byte big-endian length and UTF-8 JSON. User output goes to fds 1 and 2,
-which the host reads as they fill; the protocol never shares them, so printed text cannot forge a
-reply, and each reply carries the request's nonce so the host drops frames sent blind.
+fd 4, each a frame of a 4-byte big-endian length and a body: a request body is a fixed binary
+header and the cell's UTF-8 source (see ``protocol.encode_run_request``; the host is trusted), a
+reply body is UTF-8 JSON (the host checks it). User output goes to fds 1 and 2, which the host
+reads as they fill; the protocol never shares them, so printed text cannot forge a reply, and each
+reply carries the request's nonce so the host drops frames sent blind.
 
-Per-cell work is kept tiny (no tracing, no imports on the happy path): parse, run, repr the last
-expression, list changed files, and render figures only if the cell's session imported pyplot.
+Per-cell work is kept tiny (no tracing, no imports on the happy path): one parse to an AST, run,
+repr the last expression, list changed files, and render figures only if the session imported
+pyplot. A reply that has nothing to say but "ok" is written without the JSON encoder.
 """
 
 from __future__ import annotations
 
 import _ast
+import _json
+import _struct
 import io
 import os
 import signal
@@ -24,15 +29,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_json: Any
-try:
-    import _json
-except ImportError:  # pragma: no cover - CPython always has it
-    _json = None
-
 MAX_FRAME = 64 << 20
 REQUEST_FD = 3
 REPLY_FD = 4
+SCAN_LIMIT = 5000  # entries of the session directory looked at per cell
+
+#: A run request's body: op b"r", the 16-character nonce, the cell number, max_repr, max_figures,
+#: max_files, then the cell's source (UTF-8, lone surrogates passed through). See protocol.py.
+_HEADER = _struct.Struct(">c16sQIII")
 
 _SELF = sys.modules[__name__]  # keeps this module alive once a cell namespace replaces __main__
 _MAIN_PID = os.getpid()
@@ -43,76 +47,71 @@ _keep: list[object] = []  # objects that must outlive replacement (the original 
 # --- JSON without importing json (which pulls in re: ~5 ms of every fresh session) ---------------
 
 
-class _ScanContext:
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float
-
-
 def _fail_default(obj):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-if _json is not None:
-    _scan = _json.make_scanner(_ScanContext())
-    _encode = _json.make_encoder(None, _fail_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+_encode = _json.make_encoder(None, _fail_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
 
-    def loads(text):
-        obj, end = _scan(text, 0)
-        if end != len(text):
-            raise ValueError("trailing data after JSON value")
-        return obj
 
-    def dumps(obj):
-        return "".join(_encode(obj, 0))
-
-else:  # pragma: no cover
-    import json
-
-    def loads(text):
-        return json.loads(text)
-
-    def dumps(obj):
-        return json.dumps(obj, separators=(",", ":"))
+def dumps(obj):
+    """Compact ASCII JSON (any str survives the pipe, lone surrogates as \\u escapes)."""
+    return "".join(_encode(obj, 0))
 
 
 # --- framing ----------------------------------------------------------------------------------
 
 
 class _Requests:
-    """Buffered frame reader on the request pipe: usually one read() per request."""
+    """Frame reader on the request pipe: one read() per request unless the cell is big."""
 
     def __init__(self, fd):
         self.fd = fd
-        self.buf = bytearray()
-
-    def _fill(self, n):
-        while len(self.buf) < n:
-            chunk = os.read(self.fd, max(65536, n - len(self.buf)))
-            if not chunk:
-                return False
-            self.buf += chunk
-        return True
+        self.rest = b""  # bytes read past the last frame (the host sends one request at a time)
 
     def next(self):
-        if not self._fill(4):
+        """The next frame as bytes (its body starts at offset 4), or None at EOF or when too big."""
+        buf = self.rest
+        while len(buf) < 4:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return None
+            buf += chunk
+        end = 4 + int.from_bytes(buf[:4], "big")
+        if end - 4 > MAX_FRAME:
             return None
-        size = int.from_bytes(self.buf[:4], "big")
-        if size > MAX_FRAME or not self._fill(4 + size):
-            return None
-        body = bytes(self.buf[4 : 4 + size])
-        del self.buf[: 4 + size]
-        return loads(body.decode("utf-8"))
+        if len(buf) < end:
+            parts, have = [buf], len(buf)
+            while have < end:
+                chunk = os.read(self.fd, max(65536, end - have))
+                if not chunk:
+                    return None
+                parts.append(chunk)
+                have += len(chunk)
+            buf = b"".join(parts)
+        if len(buf) == end:
+            self.rest = b""
+            return buf
+        self.rest = buf[end:]
+        return buf[:end]
 
 
-def write_frame(fd, obj):
-    body = dumps(obj).encode("ascii")
-    view = memoryview(len(body).to_bytes(4, "big") + body)
-    while view:
-        view = view[os.write(fd, view) :]
+def write_frame(fd, body):
+    data = len(body).to_bytes(4, "big") + body
+    sent = os.write(fd, data)
+    if sent < len(data):  # a big reply: the host reads while we write
+        view = memoryview(data)[sent:]
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def send_reply(fd, reply, nonce):
+    """Write the reply with the request's nonce; a bare "ok" skips the JSON encoder."""
+    if len(reply) == 1 and reply["status"] == "ok":
+        write_frame(fd, b'{"status":"ok","id":"' + nonce + b'"}')
+        return
+    reply["id"] = nonce.decode("ascii", "replace")
+    write_frame(fd, dumps(reply).encode("ascii"))
 
 
 # --- output streams ---------------------------------------------------------------------------
@@ -144,12 +143,14 @@ class _Stdio:
         sys.stderr = sys.__stderr__ = self.err  # type: ignore[misc]
 
     def flush(self):
-        for stream in (sys.stdout, sys.stderr, self.out, self.err):
+        out, err = sys.stdout, sys.stderr
+        streams = (self.out, self.err) if out is self.out and err is self.err else (out, err, self.out, self.err)
+        for stream in streams:
             try:
                 stream.flush()
             except Exception:
                 pass
-        if "ctypes" in sys.modules:  # C code that printf'd: flush libc's stdio buffers too
+        if self.libc_fflush is not None or "ctypes" in sys.modules:  # C code that printf'd: flush libc's buffers too
             try:
                 if self.libc_fflush is None:
                     self.libc_fflush = sys.modules["ctypes"].CDLL(None).fflush
@@ -326,11 +327,15 @@ def collect_figures(limit, notes):
     return figures
 
 
-def run_cell(request, namespace, files, stdio):
-    """Run one cell; the reply holds only what is not empty (small frames are fast frames)."""
+def run_cell(code, cell, limits, namespace, files, stdio):
+    """Run one cell; the reply holds only what is not empty (small frames are fast frames).
+
+    The source is parsed once, to an AST: the module body and the last expression statement (if
+    any) are compiled from it, so the value of a trailing expression comes back like a notebook's.
+    """
     global _in_cell
-    code = request["code"]
-    name = f"<cell {request['cell']}>"
+    max_repr, max_figures, max_files = limits
+    name = f"<cell {cell}>"
     register_source(name, code)
     reply: dict[str, object] = {"status": "ok"}
     notes: list[str] = []
@@ -338,16 +343,17 @@ def run_cell(request, namespace, files, stdio):
         _in_cell = True
         try:
             tree: Any = compile(code, name, "exec", _ast.PyCF_ONLY_AST)
-            last = None
-            if tree.body and isinstance(tree.body[-1], _ast.Expr):
-                last = _ast.Expression(tree.body.pop().value)
-            if tree.body:
-                exec(compile(tree, name, "exec"), namespace)
-            if last is not None:
+            body = tree.body
+            if body and body[-1].__class__ is _ast.Expr:
+                last = _ast.Expression(body.pop().value)
+                if body:
+                    exec(compile(tree, name, "exec"), namespace)
                 result = eval(compile(last, name, "eval"), namespace)
                 if result is not None:
                     namespace["_"] = result
-                    reply["value"] = bounded_repr(result, request.get("max_repr", 20000))
+                    reply["value"] = bounded_repr(result, max_repr)
+            else:
+                exec(compile(tree, name, "exec"), namespace)
         finally:
             _in_cell = False
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: a cell never ends the worker
@@ -356,10 +362,11 @@ def run_cell(request, namespace, files, stdio):
     if os.getpid() != _MAIN_PID:  # a cell's os.fork() child fell through: it must not reply
         os._exit(0)
     stdio.restore()
-    figures = collect_figures(request.get("max_figures", 20), notes)
-    if figures:
-        reply["figures"] = figures
-    changed = files.changed(request.get("scan_limit", 5000), request.get("max_files", 200), notes)
+    if "matplotlib.pyplot" in sys.modules:
+        figures = collect_figures(max_figures, notes)
+        if figures:
+            reply["figures"] = figures
+    changed = files.changed(SCAN_LIMIT, max_files, notes)
     if changed:
         reply["files"] = changed
     if notes:
@@ -409,22 +416,32 @@ def main():
     sys.modules["__main__"] = module  # pickle finds classes and functions defined in cells
     files = _Files(session_dir)
 
+    serve(requests, reply_fd, namespace, files, stdio)
+
+
+def serve(requests, reply_fd, namespace, files, stdio):
+    """The request loop: one reply per request, until the host closes the pipe."""
+    header = _HEADER
+    code_at = 4 + header.size
     while True:
-        request = requests.next()
-        if request is None:  # the host closed the pipe: stop without waiting for user threads
+        frame = requests.next()
+        if frame is None:  # the host closed the pipe: stop without waiting for user threads
             stdio.flush()
             os._exit(0)
+        nonce = b"?"
         try:
-            if request.get("op") == "run":
-                reply = run_cell(request, namespace, files, stdio)
+            op, nonce, cell, max_repr, max_figures, max_files = header.unpack_from(frame, 4)
+            if op == b"r":
+                code = frame[code_at:].decode("utf-8", "surrogatepass")
+                reply = run_cell(code, cell, (max_repr, max_figures, max_files), namespace, files, stdio)
             else:
                 reply = {"status": "error", "error": {"ename": "ProtocolError", "evalue": "unknown op", "traceback": ""}}
         except BaseException as exc:  # e.g. a SIGINT landing while an error was being described
             if os.getpid() != _MAIN_PID:
                 os._exit(0)
             reply = {"status": "error", "error": {"ename": type(exc).__name__, "evalue": str(exc), "traceback": ""}}
-        reply["id"] = request.get("id")
-        write_frame(reply_fd, reply)
+        frame = code = None  # a big cell's source is not kept alive while idle
+        send_reply(reply_fd, reply, nonce)
 
 
 _WORKER_FILE = main.__code__.co_filename
