@@ -27,6 +27,16 @@ def test_value_is_the_repr_of_the_last_expression_only(sb: Sandbox) -> None:
     assert sb.run("_ * 2").value == "6"  # like a notebook, _ holds the last value
 
 
+def test_cells_do_not_inherit_the_workers_future_imports(sb: Sandbox) -> None:
+    # worker.py has `from __future__ import annotations`; a cell's annotations must stay eager
+    result = sb.run("def f(x: int) -> str:\n    return str(x)\nf.__annotations__")
+    assert result.value == "{'x': <class 'int'>, 'return': <class 'str'>}"
+    explicit = sb.run("from __future__ import annotations\ndef g(y: int): pass\ng.__annotations__")
+    assert explicit.value == "{'y': 'int'}"  # a cell's own future import works
+    later = sb.run("def h(z: int): pass\nh.__annotations__")
+    assert later.value == "{'z': 'int'}"  # and holds for later cells, as in a REPL
+
+
 def test_big_repr_is_bounded() -> None:
     with Sandbox(max_repr=100) as sb:
         value = sb.run("'z' * 10_000").value

@@ -14,6 +14,7 @@ pyplot. A reply that has nothing to say but "ok" is written without the JSON enc
 """
 
 from __future__ import annotations
+import __future__
 
 import _ast
 import _json
@@ -41,6 +42,10 @@ _HEADER = _struct.Struct(">c16sQIII")
 _SELF = sys.modules[__name__]  # keeps this module alive once a cell namespace replaces __main__
 _MAIN_PID = os.getpid()
 _in_cell = False
+_future_flags = 0  # compiler flags of the __future__ imports cells have made so far
+_FUTURE_MASK = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_MASK |= getattr(__future__, _feature).compiler_flag
 _keep: list[object] = []  # objects that must outlive replacement (the original stdio wrappers own fds 1 and 2)
 
 
@@ -333,7 +338,7 @@ def run_cell(code, cell, limits, namespace, files, stdio):
     The source is parsed once, to an AST: the module body and the last expression statement (if
     any) are compiled from it, so the value of a trailing expression comes back like a notebook's.
     """
-    global _in_cell
+    global _in_cell, _future_flags
     max_repr, max_figures, max_files = limits
     name = f"<cell {cell}>"
     register_source(name, code)
@@ -342,18 +347,21 @@ def run_cell(code, cell, limits, namespace, files, stdio):
     try:
         _in_cell = True
         try:
-            tree: Any = compile(code, name, "exec", _ast.PyCF_ONLY_AST)
+            # dont_inherit: a cell gets the __future__ imports of earlier cells (as in a REPL),
+            # never those of this file
+            flags = _future_flags
+            tree: Any = compile(code, name, "exec", _ast.PyCF_ONLY_AST | flags, True)
             body = tree.body
-            if body and body[-1].__class__ is _ast.Expr:
-                last = _ast.Expression(body.pop().value)
-                if body:
-                    exec(compile(tree, name, "exec"), namespace)
-                result = eval(compile(last, name, "eval"), namespace)
+            last = _ast.Expression(body.pop().value) if body and body[-1].__class__ is _ast.Expr else None
+            if body or last is None:
+                module = compile(tree, name, "exec", flags, True)
+                flags = _future_flags = flags | (module.co_flags & _FUTURE_MASK)
+                exec(module, namespace)
+            if last is not None:
+                result = eval(compile(last, name, "eval", flags, True), namespace)
                 if result is not None:
                     namespace["_"] = result
                     reply["value"] = bounded_repr(result, max_repr)
-            else:
-                exec(compile(tree, name, "exec"), namespace)
         finally:
             _in_cell = False
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: a cell never ends the worker
