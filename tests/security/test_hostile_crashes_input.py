@@ -6,6 +6,8 @@ Output verdicts: the host got well-formed text and its own reply channel was not
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from collections.abc import Callable
 
@@ -86,13 +88,22 @@ def test_odd_output_arrives_as_text(open_sandbox: Open, kind: str) -> None:
         assert r.stdout == "é"
 
 
-def test_non_utf8_file_names_are_reported_and_kept(open_sandbox: Open) -> None:
+def test_non_utf8_file_names_are_reported_safely_and_kept(open_sandbox: Open) -> None:
     sb = open_sandbox()
-    r = sb.run("open(b'bad-\\xff-name.txt', 'wb').write(b'x')")
+    r = sb.run(
+        "import os\nopen(b'bad-\\xff-name.txt', 'wb').write(b'x')\n"
+        "os.makedirs(b'dir-\\xfe')\nopen(b'dir-\\xfe/caf\\xc3\\xa9.txt', 'wb').write(b'y')\n"
+        "open('back\\\\slash.txt', 'w').write('z')"
+    )
     assert r.status == "ok", r.error
-    assert os.listdir(os.fsencode(sb.workdir)) == [b"bad-\xff-name.txt"]
-    assert len(r.files) == 1
-    assert os.fsencode(r.files[0]).endswith(b"bad-\xff-name.txt")  # the name maps back to the real file
+    assert b"bad-\xff-name.txt" in os.listdir(os.fsencode(sb.workdir))  # the real file is kept as named
+    # bytes that are not UTF-8 are shown as \xNN; valid UTF-8 and backslashes stay as they are
+    assert r.files == ["back\\slash.txt", "bad-\\xff-name.txt", "dir-\\xfe/café.txt"]
+    strict = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    print(*r.files, file=strict)  # printing on a strict UTF-8 stream must not raise
+    json.dumps(r.to_dict(), ensure_ascii=False).encode("utf-8")
+    again = sb.run("open(b'bad-\\xff-name.txt', 'ab').write(b'more')")
+    assert again.files == ["bad-\\xff-name.txt"]  # the same name every time the file changes
 
 
 def test_forged_replies_are_ignored(open_sandbox: Open) -> None:

@@ -50,6 +50,8 @@ class RunResult:
     value: str | None = None
     error: ErrorInfo | None = None
     figures: list[bytes] = field(default_factory=list)
+    #: paths relative to the session directory of files this cell created or changed; bytes of a
+    #: name that are not UTF-8 are shown as ``\\xNN``, so every entry prints and encodes safely
     files: list[str] = field(default_factory=list)
     duration: float = 0.0
     #: True when the worker was replaced: variables, imports and definitions are gone

@@ -82,6 +82,24 @@ def _clean(text: Any) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def _display_path(path: object) -> str:
+    """A file name from the worker as printable text, by the worker's own rule: bytes that are not
+    UTF-8 (surrogate-escaped by the OS layer) become ``\\xNN``; any other lone surrogate (a worker
+    is not trusted) becomes ``\\uXXXX``. Valid names pass unchanged."""
+    text = str(path)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -326,7 +344,7 @@ class Sandbox:
             if "figures" in reply:
                 result.figures = [binascii.a2b_base64(str(png)) for png in reply["figures"]]
             if "files" in reply:
-                result.files = [str(path) for path in reply["files"]]
+                result.files = [_display_path(path) for path in reply["files"]]
             if "notes" in reply:
                 result.notes.extend(_clean(note) for note in reply["notes"])
         except (KeyError, TypeError, ValueError, binascii.Error) as e:

@@ -265,6 +265,17 @@ def snapshot(root, limit):
     return seen, False, scanned > 0
 
 
+def display_path(path):
+    """A relative path as safe, printable text: bytes that are not UTF-8 become ``\\xNN``.
+
+    os.scandir decodes such bytes to lone surrogates (surrogateescape), which crash anything that
+    encodes the name as UTF-8 (printing, JSON, a terminal). The host applies the same rule.
+    """
+    if path.isascii():
+        return path
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class _Files:
     """Files created or changed in the session dir since the previous cell ended (one scan a cell).
 
@@ -299,7 +310,7 @@ class _Files:
         previous = self.last
         if self.rescan(limit):
             notes.append(f"the session directory has more than {limit} entries; changes past them are not listed")
-        changed = sorted(path for path, stamp in self.last.items() if previous.get(path) != stamp)
+        changed = sorted(display_path(path) for path, stamp in self.last.items() if previous.get(path) != stamp)
         if len(changed) > max_files:
             notes.append(f"{len(changed) - max_files} more changed files not listed (limit {max_files})")
             changed = changed[:max_files]
