@@ -43,9 +43,39 @@ def test_the_session_recovers_from_a_crash(open_sandbox: Open, kind: str) -> Non
 
 def test_closed_stdout_and_stderr_come_back(open_sandbox: Open) -> None:
     sb = open_sandbox()
-    sb.run("import os, sys\nos.close(1)\nos.close(2)\nprint('into the void')\nsys.stdout.flush()")
+    first = sb.run("import os, sys\nos.close(1)\nos.close(2)\nprint('into the void')\nsys.stdout.flush()")
+    assert first.status == "error" and first.error is not None and first.error.ename == "OSError"
     r = sb.run("print('after')")
-    assert r.status == "ok" and r.stdout.endswith("after\n"), r
+    assert r.status == "ok" and r.stdout == "after\n", r  # nothing of the first cell leaks in
+    assert "into the void" in first.stdout  # it belongs to the cell that printed it
+
+
+LEAKS = {
+    # a partial line waits in Python's buffer; the flush at the end of the cell fails on fd 1
+    "partial_line": ("import os\nos.close(1)\nprint('partial', end='')", "partial"),
+    "stderr_partial": ("import os, sys\nos.close(2)\nsys.stderr.write('err-part')", "err-part"),
+    # a cell that points fd 1 at a pipe nobody reads (EPIPE) rather than closing it
+    "broken_pipe": ("import os\nr, w = os.pipe()\nos.close(r)\nos.dup2(w, 1)\nprint('lost?', end='')", "lost?"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LEAKS))
+def test_output_printed_while_stdout_is_closed_never_leaks_into_the_next_cell(open_sandbox: Open, kind: str) -> None:
+    code, text = LEAKS[kind]
+    sb = open_sandbox()
+    first = sb.run(code)
+    after = sb.run("import sys\nprint('next')\nprint('next-err', file=sys.stderr)")
+    assert after.ok and after.stdout == "next\n" and after.stderr == "next-err\n", (first, after)
+    assert text in first.stdout + first.stderr or any("dropped" in note for note in first.notes), first
+
+
+def test_c_level_output_to_a_closed_stdout_is_dropped_with_a_note(open_sandbox: Open) -> None:
+    sb = open_sandbox()
+    first = sb.run("import ctypes, os\nlibc = ctypes.CDLL(None)\nos.close(1)\nlibc.printf(b'c-level')")
+    assert first.ok, first.error
+    assert "c-level" in first.stdout or any("C-level output" in note for note in first.notes), first
+    after = sb.run("import ctypes\nctypes.CDLL(None).printf(b'fine')\nprint()")
+    assert after.ok and "c-level" not in after.stdout and "fine" in after.stdout, after
 
 
 INPUTS = {

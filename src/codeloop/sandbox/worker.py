@@ -137,6 +137,7 @@ class _Stdio:
         self.out = _text_stream(1)
         self.err = _text_stream(2)
         self.libc_fflush = None
+        self.libc_lost = False
         self.install()
 
     def install(self):
@@ -148,31 +149,71 @@ class _Stdio:
         sys.stderr = sys.__stderr__ = self.err  # type: ignore[misc]
 
     def flush(self):
+        """Flush Python's and libc's stdio buffers; return the streams a write error left full.
+
+        A Python stream whose write failed (its fd was closed, say) keeps the bytes and writes
+        them at its next successful flush; libc drops them and reports EOF (noted in libc_lost).
+        """
         out, err = sys.stdout, sys.stderr
         streams = (self.out, self.err) if out is self.out and err is self.err else (out, err, self.out, self.err)
+        stuck = []
         for stream in streams:
             try:
                 stream.flush()
-            except Exception:
+            except OSError:
+                stuck.append(stream)
+            except Exception:  # a closed stream holds nothing; a user's odd object is its own business
                 pass
         if self.libc_fflush is not None or "ctypes" in sys.modules:  # C code that printf'd: flush libc's buffers too
             try:
                 if self.libc_fflush is None:
                     self.libc_fflush = sys.modules["ctypes"].CDLL(None).fflush
-                self.libc_fflush(None)
+                if self.libc_fflush(None) != 0:
+                    self.libc_lost = True
             except Exception:
                 pass
+        return stuck
 
-    def restore(self):
-        """After a cell: flush, and undo closed or redirected fds 1/2 and replaced sys streams."""
-        self.flush()
+    def restore(self, notes):
+        """After a cell: flush, and undo closed or redirected fds 1/2 and replaced sys streams.
+
+        Output the cell printed while fd 1 or 2 was closed or broken is sent once they point at
+        the host again, so it belongs to this cell; what still cannot be written is dropped with
+        a note. It must never wait in a buffer and come out in the next cell.
+        """
+        self.libc_lost = False
+        stuck = self.flush()
         try:
             os.dup2(self.out_fd, 1)
             os.dup2(self.err_fd, 2)
         except OSError:
             pass
+        if stuck:
+            self.deliver_or_drop(stuck, notes)
+        if self.libc_lost:
+            notes.append("C-level output (printf) that could not be written was lost: was stdout or stderr closed?")
         if sys.stdout is not self.out or sys.stderr is not self.err or self.out.closed or self.err.closed:
             self.install()
+
+    def deliver_or_drop(self, streams, notes):
+        """Flush streams whose bytes a failed write left behind, now that fds 1/2 are restored;
+        one of ours that still fails is retired (kept alive, never flushed) and replaced."""
+        dropped = False
+        for stream in streams:
+            try:
+                stream.flush()
+            except Exception:
+                if stream is self.out:
+                    self.out = _text_stream(1)
+                elif stream is self.err:
+                    self.err = _text_stream(2)
+                else:
+                    continue  # a stream of the user's that does not write to fds 1/2
+                _keep.append(stream)  # no finalizer may flush it into a later cell
+                dropped = True
+        if dropped:
+            notes.append("output that could not be written (was stdout or stderr closed?) was dropped")
+        self.install()
 
 
 # --- one cell ---------------------------------------------------------------------------------
@@ -380,7 +421,7 @@ def run_cell(code, cell, limits, namespace, files, stdio):
         reply["error"] = describe_error(exc)
     if os.getpid() != _MAIN_PID:  # a cell's os.fork() child fell through: it must not reply
         os._exit(0)
-    stdio.restore()
+    stdio.restore(notes)
     if "matplotlib.pyplot" in sys.modules:
         figures = collect_figures(max_figures, notes)
         if figures:
