@@ -75,9 +75,16 @@ def test_cut_after_first_closed_block_drops_invented_output() -> None:
 
 def test_cut_waits_for_the_block_to_close() -> None:
     assert cut_after_first_block("```python\nprint(1)\n``") is None
+    assert cut_after_first_block("```python\nprint(1)\n```") is None  # "```python" may still follow
+    assert cut_after_first_block("```python\nprint(1)\n```\n") == "```python\nprint(1)\n```"
     assert cut_after_first_block("Let me think.") is None
 
 
 def test_cut_skips_non_python_blocks() -> None:
     text = "```text\nnotes\n```\n```python\nprint(1)\n```\nmore"
     assert cut_after_first_block(text) == "```text\nnotes\n```\n```python\nprint(1)\n```"
+
+
+def test_a_fence_inside_a_string_does_not_close_the_block() -> None:
+    text = "```python\nmsg = 'a\\n```python\\nprint(1)\\n```\\nb'\nprint(msg)\n```"
+    assert parse_reply(text).code == "msg = 'a\\n```python\\nprint(1)\\n```\\nb'\nprint(msg)"

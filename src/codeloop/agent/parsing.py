@@ -63,8 +63,13 @@ def _clean_code(raw: str) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def find_code_blocks(text: str) -> list[CodeBlock]:
-    """Every fenced block in ``text``, in order; an unclosed last fence runs to the end of the text."""
+def find_code_blocks(text: str, *, final: bool = True) -> list[CodeBlock]:
+    """Every fenced block in ``text``, in order; an unclosed last fence runs to the end of the text.
+
+    A closing fence must end its line (a fence inside a string literal does not close the block).
+    While a reply is still streaming (``final=False``) the end of the text is not yet the end of a
+    line, so a fence there does not count as closed until its newline arrives.
+    """
     blocks: list[CodeBlock] = []
     pos = 0
     while True:
@@ -75,7 +80,10 @@ def find_code_blocks(text: str) -> list[CodeBlock]:
         info = m["info"].strip()
         lang = info.split()[0].lower().strip("{}.") if info else ""
         body_start = m.end()
-        close = re.compile(re.escape(fence[0]) + "{" + str(len(fence)) + ",}").search(text, body_start)
+        line_end = r"[ \t]*(?=\n|$)" if final else r"[ \t]*(?=\n)"
+        close = re.compile(re.escape(fence[0]) + "{" + str(len(fence)) + ",}" + line_end).search(
+            text, body_start
+        )
         if close is None:
             blocks.append(CodeBlock(_clean_code(text[body_start:]), lang, m.start(), len(text), False))
             return blocks
@@ -116,7 +124,7 @@ def cut_after_first_block(text: str) -> str | None:
 
     The loop stops generation here so the model cannot go on to invent the program's output.
     """
-    for block in find_code_blocks(text):
+    for block in find_code_blocks(text, final=False):
         if not block.closed:
             return None
         if block.is_python and block.code.strip():

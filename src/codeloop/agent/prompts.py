@@ -35,34 +35,32 @@ _EXAMPLES: list[tuple[str, list[tuple[str, str]], str]] = [
         "What is the sum of the squares of 3, 4 and 12?",
         [
             (
-                "I square each number and add the squares up.\n\n```python\nnumbers = [3, 4, 12]\nresult = sum(n ** 2 for n in numbers)\nprint(result)\n```",
+                "```python\nnumbers = [3, 4, 12]\nresult = sum(n ** 2 for n in numbers)\nprint(result)\n```",
                 "Output:\n" + fence("169") + "\n\n" + _OK_TAIL,
             )
         ],
         "The sum of the squares of 3, 4 and 12 is 169.",
     ),
     (
-        "How many days are there from 2023-02-10 to 2023-03-05?",
+        "Join the integers from 1 to 5 with dashes.",
         [
             (
-                "I subtract the two dates; the number of days of the difference is the answer.\n\n"
-                "```python\nstart = date(2023, 2, 10)\nend = date(2023, 3, 5)\nprint((end - start).days)\n```",
+                "```python\nresult = '-'.join(range(1, 6))\nprint(result)\n```",
                 "Error:\n"
                 + fence(
-                    'Traceback (most recent call last):\n  File "<cell>", line 1, in <module>\n'
-                    "    start = date(2023, 2, 10)\nNameError: name 'date' is not defined"
+                    'Traceback (most recent call last):\n  File "<cell 2>", line 1, in <module>\n'
+                    "    result = '-'.join(range(1, 6))\n"
+                    "TypeError: sequence item 0: expected str instance, int found"
                 )
                 + "\n\n"
                 + _FIX_TAIL,
             ),
             (
-                "The date class must be imported from datetime first.\n\n"
-                "```python\nfrom datetime import date\n\nstart = date(2023, 2, 10)\nend = date(2023, 3, 5)\n"
-                "print((end - start).days)\n```",
-                "Output:\n" + fence("23") + "\n\n" + _OK_TAIL,
+                "```python\nresult = '-'.join(str(n) for n in range(1, 6))\nprint(result)\n```",
+                "Output:\n" + fence("1-2-3-4-5") + "\n\n" + _OK_TAIL,
             ),
         ],
-        "There are 23 days from 2023-02-10 to 2023-03-05.",
+        "The integers from 1 to 5 joined with dashes are 1-2-3-4-5.",
     ),
 ]
 

@@ -64,6 +64,9 @@ def print_conversation(conv: StoredConversation) -> None:
                 if outcome.error:
                     print(f"{outcome.error.get('ename')}: {outcome.error.get('evalue')}")
                 print(f"-- {outcome.status} in {outcome.duration:.2f} s")
+            elif step.observation:
+                label = "not run" if step.code is not None else "the loop asked"
+                print(f"-- {label}: {step.observation.splitlines()[0]}")
             for fig in step.figures:
                 print(f"figure: {fig.path}")
         if turn.ok:
