@@ -7,7 +7,9 @@ Targets (DESIGN: the sandbox must not be the slow part of the loop):
      and below a jupyter_client/ipykernel round trip;
   2. a fresh session's first result <= 4x ``python -c pass`` (the same venv interpreter),
      thanks to the pre-started worker pool; the cold start without the pool is shown too;
-  3. CPU-bound code in the sandbox >= 0.9x native speed.
+  3. CPU-bound code in the sandbox >= 0.9x native speed;
+  4. the first ``import matplotlib.pyplot`` + plot in a fresh session costs what it costs natively
+     (the host's font cache is copied in; shown against the same session without the copy).
 Each sandbox figure is given for the default (jailed) session and for ``jail=False``.
 A benchmark, not a test: it prints figures and verdicts and never fails on a slow result.
 """
@@ -19,6 +21,7 @@ import ast
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -211,6 +214,50 @@ def cpu_side_by_side(n: int) -> dict[str, list[float]]:
     return times
 
 
+PYPLOT_CELL = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\n1"
+PYPLOT_NATIVE = (
+    "import io, time\n_t = time.perf_counter()\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
+    "plt.gcf().savefig(io.BytesIO(), format='png')\nprint(time.perf_counter() - _t)"
+)
+
+
+def pyplot_side_by_side(rounds: int) -> dict[str, list[float]] | None:
+    """First pyplot import + plot + PNG: natively with a warm cache, and in fresh pooled sessions
+    with the host's font cache copied in ("seeded") and with the copy removed ("own scan")."""
+    try:
+        import matplotlib  # noqa: F401  (only to know it is there)
+    except ImportError:
+        return None
+    from codeloop.sandbox import Sandbox, mplcache
+
+    t = time.perf_counter()
+    if not mplcache.build(PY):
+        return None
+    build_s = time.perf_counter() - t
+    native_cfg = tempfile.mkdtemp(prefix="codeloop-bench-mpl-")
+    for f in mplcache.ready_files(PY):
+        shutil.copy(f, native_cfg)
+    env = {**os.environ, "MPLCONFIGDIR": native_cfg, "MPLBACKEND": "Agg"}
+    times: dict[str, list[float]] = {"build": [build_s]}
+    for _ in range(rounds):
+        out = subprocess.run([PY, "-I", "-c", PYPLOT_NATIVE], capture_output=True, text=True, env=env, check=True)
+        times.setdefault("native", []).append(float(out.stdout))
+        for jail in (True, False):
+            for seeded in (True, False):
+                time.sleep(0.3)  # let the pool's spare finish booting (not timed)
+                with Sandbox(jail=jail, timeout=120) as sb:
+                    sb.run("1")
+                    if not seeded:
+                        shutil.rmtree(sb.workdir / ".cache" / "matplotlib")
+                    start = time.perf_counter()
+                    result = sb.run(PYPLOT_CELL)
+                    elapsed = time.perf_counter() - start
+                assert result.ok and len(result.figures) == 1, result
+                times.setdefault(f"jail={jail} {'seeded' if seeded else 'own scan'}", []).append(elapsed)
+    shutil.rmtree(native_cfg, ignore_errors=True)
+    return times
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -292,7 +339,25 @@ def section_cpu(n_cpu: int) -> None:
     print()
 
 
-SECTIONS = ("warm", "fresh", "cpu")
+def section_pyplot(rounds: int) -> None:
+    times = pyplot_side_by_side(rounds)
+    if times is None:
+        print("4. first pyplot import: matplotlib not installed in this interpreter")
+        print()
+        return
+    med = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    print(f"4. first `import matplotlib.pyplot` + plot + PNG in a fresh session (median of {rounds} interleaved rounds)")
+    print(f"   host builds the font cache once          {med['build']:9.0f} ms")
+    print(f"   native, warm cache (same interpreter)    {med['native']:9.0f} ms")
+    for jail in (True, False):
+        for how in ("seeded", "own scan"):
+            name = f"jail={jail} {how}"
+            print(f"   sandbox, jail={jail!s:5}, {how:8}           {med[name]:9.0f} ms   {med[name] / med['native']:4.2f}x native")
+    print(f"   target ~1x native (jailed, seeded; the cell also crosses the pipe): {med['jail=True seeded'] / med['native']:.2f}x")
+    print()
+
+
+SECTIONS = ("warm", "fresh", "cpu", "pyplot")
 
 
 def main() -> int:
@@ -312,6 +377,8 @@ def main() -> int:
         section_fresh(n_fresh, warm[1] if warm else None)
     if "cpu" in only:
         section_cpu(n_cpu)
+    if "pyplot" in only:
+        section_pyplot(3 if args.quick else 7)
     print(f"total bench time: {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codeloop.errors import SandboxError
+from codeloop.sandbox import mplcache
 from codeloop.sandbox.launcher import Launch, LaunchSpec, build_launch
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.spawn import spawn_worker
@@ -33,6 +34,8 @@ class StartedWorker:
     proc: WorkerProcess
     session_dir: Path
     launch: Launch
+    #: whether the host's matplotlib font cache was copied into the session directory
+    font_cache: bool = False
 
 
 def new_session_dir(root: Path | None) -> Path:
@@ -55,10 +58,14 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
-def start_worker(template: LaunchSpec, session_dir: Path) -> StartedWorker:
-    """Build the launch for ``session_dir`` and spawn the worker."""
+def start_worker(template: LaunchSpec, session_dir: Path, *, fresh: bool = False) -> StartedWorker:
+    """Build the launch for ``session_dir`` and spawn the worker.
+
+    ``fresh``: the directory was just made for this worker, so the host's matplotlib font cache
+    (when one is ready) goes in first; a jail then hands it to the session uid with the rest."""
+    seeded = mplcache.seed(session_dir, template.python) if fresh else False
     launch = build_launch(dataclasses.replace(template, session_dir=session_dir))
-    return StartedWorker(spawn_worker(launch), session_dir, launch)
+    return StartedWorker(spawn_worker(launch), session_dir, launch, font_cache=seeded)
 
 
 class WorkerPool:
@@ -88,6 +95,8 @@ class WorkerPool:
             if worker is None:
                 return None
             if not worker.proc.exited():
+                if not worker.font_cache:  # started before the cache was ready; it has run no cell yet
+                    worker.font_cache = mplcache.seed(worker.session_dir, template.python)
                 return worker
             self._discard(worker)  # died while idle (killed from outside): try the next one
 
@@ -111,7 +120,7 @@ class WorkerPool:
             worker: StartedWorker | None = None
             session_dir = new_session_dir(root)
             try:
-                worker = start_worker(template, session_dir)
+                worker = start_worker(template, session_dir, fresh=True)
             except SandboxError:
                 remove_tree(session_dir)  # the caller's own spawn reports the problem
             with self._lock:

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from codeloop.errors import ConfigError, SandboxError
+from codeloop.sandbox import mplcache
 from codeloop.sandbox.exchange import Capture, Ending, Outcome, exchange
 from codeloop.sandbox.jail.policy import check_layer_names, check_limits
 from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
@@ -178,7 +179,7 @@ class Sandbox:
         if worker is None:
             session_dir = new_session_dir(self._root)
             try:
-                worker = start_worker(self._template, session_dir)
+                worker = start_worker(self._template, session_dir, fresh=True)
             except SandboxError:
                 remove_tree(session_dir)
                 raise
@@ -198,7 +199,8 @@ class Sandbox:
     @staticmethod
     def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
         # No shared cache dirs: matplotlib and fontconfig keep theirs under HOME (the session dir),
-        # where a jail lets them write and where no session can poison another's.
+        # where a jail lets them write and where no session can poison another's. The host's
+        # matplotlib font cache arrives there as each session's own copy (see mplcache.py).
         env: dict[str, str] = {}
         for key, value in (extra or {}).items():
             if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
@@ -347,6 +349,8 @@ class Sandbox:
                 result.files = [_display_path(path) for path in reply["files"]]
             if "notes" in reply:
                 result.notes.extend(_clean(note) for note in reply["notes"])
+            if reply.get("matplotlib") is True:  # sessions use matplotlib: build the shared font cache
+                mplcache.request_build(self._template.python)
         except (KeyError, TypeError, ValueError, binascii.Error) as e:
             raise ProtocolError(f"malformed reply from the worker: {e!r}") from e
 

@@ -42,6 +42,7 @@ _HEADER = _struct.Struct(">c16sQIII")
 _SELF = sys.modules[__name__]  # keeps this module alive once a cell namespace replaces __main__
 _MAIN_PID = os.getpid()
 _in_cell = False
+_told_matplotlib = False  # whether the host has heard that this session uses matplotlib
 _future_flags = 0  # compiler flags of the __future__ imports cells have made so far
 _FUTURE_MASK = 0
 for _feature in __future__.all_feature_names:
@@ -390,7 +391,7 @@ def run_cell(code, cell, limits, namespace, files, stdio):
     The source is parsed once, to an AST: the module body and the last expression statement (if
     any) are compiled from it, so the value of a trailing expression comes back like a notebook's.
     """
-    global _in_cell, _future_flags
+    global _in_cell, _future_flags, _told_matplotlib
     max_repr, max_figures, max_files = limits
     name = f"<cell {cell}>"
     register_source(name, code)
@@ -426,6 +427,9 @@ def run_cell(code, cell, limits, namespace, files, stdio):
         figures = collect_figures(max_figures, notes)
         if figures:
             reply["figures"] = figures
+    if not _told_matplotlib and "matplotlib.font_manager" in sys.modules:
+        _told_matplotlib = True
+        reply["matplotlib"] = True  # once: the host builds its shared font cache for later sessions
     changed = files.changed(SCAN_LIMIT, max_files, notes)
     if changed:
         reply["files"] = changed
