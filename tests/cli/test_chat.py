@@ -33,7 +33,7 @@ def chat(server: ScriptedServer, stdin: str, *args: str) -> subprocess.Completed
 
 
 def test_piped_turns_share_one_sandbox_and_one_history_entry(scripted: ScriptedServer) -> None:
-    scripted.replies = [fence("x = 21\nprint(x)"), "x is 21.", fence("print(x * 2)"), "Twice x is 42."]
+    scripted.replies = [fence("x = 20 + 1\nprint(x)"), "x is 21.", fence("print(x * 2)"), "Twice x is 42."]
     done = chat(scripted, "set x to 21\ndouble x\n")
     assert done.returncode == 0, done.stderr
     assert "Answer: x is 21." in done.stdout and "Answer: Twice x is 42." in done.stdout
@@ -78,7 +78,7 @@ def test_multi_line_messages(scripted: ScriptedServer) -> None:
 
 
 def test_resume_continues_a_stored_chat(scripted: ScriptedServer) -> None:
-    scripted.replies = [fence("z = 7\nprint(z)"), "z is 7."]
+    scripted.replies = [fence("z = 3 + 4\nprint(z)"), "z is 7."]
     assert chat(scripted, "set z to 7\n").returncode == 0
     scripted.replies = [fence("print(3 * 7)"), "Three z is 21."]
     done = chat(scripted, "what is 3 times z?\n", "--resume", "1")

@@ -17,28 +17,36 @@ SAME_FAILING_CODE = (
 
 
 def prints_only_literals(code: str) -> bool:
-    """True when every statement just prints or states constants: ``print('olleh')``, ``42``."""
+    """True when the program only states constants: ``print('olleh')``, ``42``, ``x = 20; print(x)``."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return False
-    if not tree.body:
-        return False
+    constants: set[str] = set()
+
+    def literal(node: ast.expr) -> bool:
+        return isinstance(node, ast.Constant) or (isinstance(node, ast.Name) and node.id in constants)
+
     for node in tree.body:
-        if not isinstance(node, ast.Expr):
-            return False
-        value = node.value
-        if isinstance(value, ast.Constant):
-            continue
         if (
-            isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name)
-            and value.func.id == "print"
-            and all(isinstance(a, ast.Constant) for a in value.args)
+            isinstance(node, ast.Assign)
+            and all(isinstance(t, ast.Name) for t in node.targets)
+            and literal(node.value)
+        ):
+            constants.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Expr) and literal(node.value):
+            continue
+        elif (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "print"
+            and all(literal(a) for a in node.value.args)
         ):
             continue
-        return False
-    return True
+        else:
+            return False
+    return bool(tree.body)
 
 
 def normalise_code(code: str) -> str:
