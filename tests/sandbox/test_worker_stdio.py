@@ -24,10 +24,12 @@ stdio = worker._Stdio()
 old = sys.stdout
 print("stuck", end="")
 notes = []
-stdio.restore(notes)
+stdio.end_cell(notes)
+stdio.repair()
 first_new = sys.stdout is not old and old in worker._keep
 notes_again = []
-stdio.restore(notes_again)  # the retired stream is never flushed again, so nothing more to say
+stdio.end_cell(notes_again)  # the retired stream is never flushed again, so nothing more to say
+stdio.repair()
 with open(sys.argv[2], "w") as f:
     json.dump({"notes": notes, "replaced": first_new, "again": notes_again}, f)
 """

@@ -175,8 +175,8 @@ class _Stdio:
                 pass
         return stuck
 
-    def restore(self, notes):
-        """After a cell: flush, and undo closed or redirected fds 1/2 and replaced sys streams.
+    def end_cell(self, notes):
+        """After a cell, before its reply: flush what it printed, so the host has it first.
 
         Output the cell printed while fd 1 or 2 was closed or broken is sent once they point at
         the host again, so it belongs to this cell; what still cannot be written is dropped with
@@ -184,15 +184,22 @@ class _Stdio:
         """
         self.libc_lost = False
         stuck = self.flush()
+        if stuck:
+            self.repair()
+            self.deliver_or_drop(stuck, notes)
+        if self.libc_lost:
+            notes.append("C-level output (printf) that could not be written was lost: was stdout or stderr closed?")
+
+    def repair(self):
+        """Undo closed or redirected fds 1/2 and replaced sys streams before the next cell.
+
+        Called after the reply is written (off the round trip's critical path): the next cell
+        cannot start before the worker reads its request, which comes after this."""
         try:
             os.dup2(self.out_fd, 1)
             os.dup2(self.err_fd, 2)
         except OSError:
             pass
-        if stuck:
-            self.deliver_or_drop(stuck, notes)
-        if self.libc_lost:
-            notes.append("C-level output (printf) that could not be written was lost: was stdout or stderr closed?")
         if sys.stdout is not self.out or sys.stderr is not self.err or self.out.closed or self.err.closed:
             self.install()
 
@@ -422,11 +429,11 @@ def run_cell(code, cell, limits, namespace, files, stdio):
         reply["error"] = describe_error(exc)
     if os.getpid() != _MAIN_PID:  # a cell's os.fork() child fell through: it must not reply
         os._exit(0)
-    stdio.restore(notes)
     if "matplotlib.pyplot" in sys.modules:
         figures = collect_figures(max_figures, notes)
         if figures:
             reply["figures"] = figures
+    stdio.end_cell(notes)  # after the figures: what rendering printed is this cell's output too
     if not _told_matplotlib and "matplotlib.font_manager" in sys.modules:
         _told_matplotlib = True
         reply["matplotlib"] = True  # once: the host builds its shared font cache for later sessions
@@ -506,6 +513,7 @@ def serve(requests, reply_fd, namespace, files, stdio):
             reply = {"status": "error", "error": {"ename": type(exc).__name__, "evalue": str(exc), "traceback": ""}}
         frame = code = None  # a big cell's source is not kept alive while idle
         send_reply(reply_fd, reply, nonce)
+        stdio.repair()
 
 
 _WORKER_FILE = main.__code__.co_filename
