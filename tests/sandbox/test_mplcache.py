@@ -99,3 +99,13 @@ def test_the_first_session_that_plots_starts_the_build() -> None:
     assert mplcache.ready_files(sys.executable)
     with Sandbox(timeout=30) as later:
         assert (session_cache(later) / mplcache.ready_files(sys.executable)[0].name).is_file()
+
+
+def test_without_a_usable_user_dir_sessions_simply_go_without(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("CODELOOP_HOME", str(blocker / "home"))  # cannot be created
+    with Sandbox(timeout=30) as sb:
+        assert sb.run("1").value == "1"
+        assert not session_cache(sb).exists()
+    assert mplcache.ready_files(sys.executable) == [] and not mplcache.build(sys.executable)

@@ -78,8 +78,17 @@ def _stop_builds() -> None:
 
 
 def cache_dir(python: str) -> Path:
-    """The cache directory of one interpreter (by its path) under the user dir."""
+    """The cache directory of one interpreter (by its path) under the user dir (OSError if the
+    user dir cannot be created)."""
     return _cache_dir(python, os.environ.get("CODELOOP_HOME"))
+
+
+def _where(python: str) -> Path | None:
+    """cache_dir, or None where there is no usable user dir (a read-only HOME): no cache then."""
+    try:
+        return cache_dir(python)
+    except OSError:
+        return None
 
 
 @functools.lru_cache(maxsize=32)
@@ -116,7 +125,9 @@ def _valid_files(where: Path) -> list[Path]:
 
 def ready_files(python: str) -> list[Path]:
     """The font cache files to give a session of ``python``; [] until a valid build exists."""
-    where = cache_dir(python)
+    where = _where(python)
+    if where is None:
+        return []
     with _lock:
         entry = _entry(where)
         if entry.checked:
@@ -130,15 +141,16 @@ def ready_files(python: str) -> list[Path]:
 
 def build_settled(python: str) -> bool:
     """Whether no build for ``python`` is running in this process (for callers that wait)."""
+    where = _where(python)
     with _lock:
-        entry = _entries.get(cache_dir(python))
+        entry = _entries.get(where) if where is not None else None
         return entry is None or entry.building == 0
 
 
 def request_build(python: str) -> None:
     """Start a background build for ``python`` unless one is ready, running or failed lately."""
-    where = cache_dir(python)
-    if ready_files(python):
+    where = _where(python)
+    if where is None or ready_files(python):
         return
     with _lock:
         entry = _entry(where)
@@ -157,7 +169,9 @@ def build(python: str, timeout: float = _BUILD_TIMEOUT) -> bool:
     Another process building at the same time holds the lock file; this call then waits for it
     and uses its result.
     """
-    where = cache_dir(python)
+    where = _where(python)
+    if where is None:
+        return False
     with _lock:
         entry = _entry(where)
         entry.building += 1
