@@ -105,7 +105,7 @@ def test_without_a_usable_user_dir_sessions_simply_go_without(tmp_path: Path, mo
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("CODELOOP_HOME", str(blocker / "home"))  # cannot be created
-    with Sandbox(timeout=30) as sb:
+    with Sandbox(timeout=30, prestart=False) as sb:  # a new directory (a pooled one may predate this test)
         assert sb.run("1").value == "1"
         assert not session_cache(sb).exists()
     assert mplcache.ready_files(sys.executable) == [] and not mplcache.build(sys.executable)
