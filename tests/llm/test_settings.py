@@ -24,7 +24,7 @@ def write_config(home: Path, text: str) -> None:
 def test_defaults_without_config() -> None:
     s = EmbeddedSettings.resolve()
     assert s.n_ctx == 8192 and s.n_batch == 512 and s.flash_attn is False and s.repack is None
-    assert s.n_threads == physical_cores() >= 1
+    assert s.n_threads == physical_cores() >= 1 and s.adaptive_threads is True
     r = RemoteSettings.resolve()
     assert (r.connect_timeout, r.read_timeout, r.max_retries) == (5.0, 300.0, 2)
 
@@ -41,6 +41,7 @@ def test_arguments_beat_env_beat_config(codeloop_home: Path, monkeypatch: pytest
     monkeypatch.setenv("CODELOOP_N_CTX", "4096")
     assert EmbeddedSettings.resolve().n_ctx == 4096
     assert EmbeddedSettings.resolve(n_ctx=1024).n_ctx == 1024
+    assert EmbeddedSettings.resolve(adaptive_threads=False).adaptive_threads is False
     assert EmbeddedSettings.resolve().n_threads == 1
 
 

@@ -20,6 +20,7 @@ from codeloop.errors import ModelError
 from codeloop.llm.llama_load import chat_formatter, load_llama
 from codeloop.llm.settings import EmbeddedSettings
 from codeloop.llm.stops import StopMatcher
+from codeloop.llm.threads import pick_threads
 from codeloop.llm.types import Chunk, FinishReason, Request, Usage
 
 __all__ = ["LlamaRuntime", "shared_runtime"]
@@ -27,6 +28,7 @@ __all__ = ["LlamaRuntime", "shared_runtime"]
 _registry: dict[tuple[str, EmbeddedSettings], LlamaRuntime] = {}
 _registry_lock = threading.Lock()
 
+_THREAD_CHECK_EVERY = 16  # tokens between looks at how busy the CPUs are
 # llama-cpp-python's defaults for its chat API, kept so replies match it at temperature > 0.
 _SAMPLING: dict[str, Any] = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.0}
 
@@ -132,6 +134,17 @@ class LlamaRuntime:
         except Exception as e:  # jinja2 template errors, tokenizer failures
             raise ModelError(f"cannot build the prompt for {self.path.name}: {e}") from e
 
+    def _set_threads(self, ctx: Any, current: int | None) -> int:
+        """Pick the thread count for the next steps (see :mod:`codeloop.llm.threads`)."""
+        import llama_cpp
+
+        wanted = self.settings.n_threads
+        if self.settings.adaptive_threads:
+            wanted = pick_threads(wanted)
+        if wanted != current:
+            llama_cpp.llama_set_n_threads(ctx, wanted, wanted)
+        return wanted
+
     def _piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
         if piece is None:
@@ -153,6 +166,7 @@ class LlamaRuntime:
         llama.set_seed(request.seed if request.seed is not None else random.randrange(2**31))
         ctx = llama.ctx
         llama_cpp.llama_perf_context_reset(ctx)
+        threads = self._set_threads(ctx, None)
         vocab = llama._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(request.stop)
@@ -168,6 +182,8 @@ class LlamaRuntime:
                     finish = FinishReason.STOP
                     break
                 completion += 1
+                if completion % _THREAD_CHECK_EVERY == 0:
+                    threads = self._set_threads(ctx, threads)
                 text = stops.feed(decoder.decode(self._piece(token)))
                 if text:  # with the usage so far, in case the caller stops reading here
                     yield Chunk(text=text, usage=Usage(len(tokens), completion, cached))

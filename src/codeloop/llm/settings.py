@@ -163,7 +163,8 @@ class EmbeddedSettings:
     """How llama.cpp runs a local GGUF. Defaults are tuned for a small CPU-only machine."""
 
     n_ctx: int = 8192  # context window in tokens (KV cache: ~12 KiB/token for the 0.5B default)
-    n_threads: int = 0  # 0: one per physical core
+    n_threads: int = 0  # the most threads; 0: one per physical core
+    adaptive_threads: bool = True  # use fewer while other processes keep the cores busy
     n_batch: int = 512  # prompt tokens evaluated per step
     flash_attn: bool = False  # measured: no gain on CPU for these small models
     repack: bool | None = None  # llama.cpp weight repacking / AMX buffers; None: auto (see llama_runtime)
