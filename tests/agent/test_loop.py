@@ -312,3 +312,33 @@ def test_a_wrong_module_name_gets_the_real_names(sandbox: Sandbox, fake_model: t
     hint = model.calls[1]["messages"][-1]["content"]
     assert "Module statistics has no 'population_stddev'; the names it has are:" in hint and "pstdev" in hint
     assert result.answer == "It is 1.0."
+
+
+def test_a_key_error_gets_the_dataframe_columns(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    model = fake_model(
+        code(
+            "import pandas as pd\ndf = pd.DataFrame({'name': ['a'], 'score': [90]})\nprint(df['scores'].mean())"
+        ),
+        code("print(df['score'].mean())"),
+        "The mean is 90.0.",
+    )
+    result = Agent(model, sandbox=sandbox).run("mean score")
+    seen = model.calls[1]["messages"][-1]["content"]
+    assert "KeyError: 'scores'" in seen
+    assert "the DataFrames have these columns: df: ['name', 'score']" in seen
+    assert result.answer == "The mean is 90.0."
+
+
+def test_repeating_a_typed_answer_restarts_the_task_with_a_note(
+    sandbox: Sandbox, fake_model: type[FakeModel]
+) -> None:
+    typed = code("result = 20\nprint(result)")
+    model = fake_model(
+        typed, typed, code("import math\nprint(math.factorial(20))"), "It is 2432902008176640000."
+    )
+    result = Agent(model, sandbox=sandbox).run("What is 20 factorial?")
+    assert [s.observation for s in result.steps[:2]] == [NOT_COMPUTED, SAME_FAILING_CODE]
+    restated = model.calls[2]["messages"][-1]["content"]
+    assert restated.startswith("What is 20 factorial?\n\nNote: An earlier attempt only printed a value")
+    assert model.calls[2]["temperature"] == 0.7
+    assert result.answer == "It is 2432902008176640000."

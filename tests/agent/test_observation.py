@@ -77,3 +77,22 @@ def test_long_output_is_cut_with_a_marker() -> None:
 
 def test_short_traceback_is_kept_whole() -> None:
     assert trim_traceback("a\nb") == "a\nb"
+
+
+def test_traceback_keeps_the_cell_frames_and_the_error_not_library_internals() -> None:
+    tb = (
+        "Traceback (most recent call last):\n"
+        '  File "/x/pandas/base.py", line 3816, in get_loc\n    return engine.get_loc(key)\n'
+        "KeyError: 'score'\n\nThe above exception was the direct cause of the following exception:\n\n"
+        "Traceback (most recent call last):\n"
+        '  File "<cell 1>", line 4, in <module>\n    total = df["score"].sum()\n            ~~^^^^^^^^^\n'
+        '  File "/x/pandas/frame.py", line 4330, in __getitem__\n    indexer = self.columns.get_loc(key)\n'
+        '  File "/x/pandas/base.py", line 3823, in get_loc\n    raise KeyError(key) from err\n'
+        "KeyError: 'score'\n"
+    )
+    assert trim_traceback(tb) == (
+        "Traceback (most recent call last):\n"
+        '  File "<cell 1>", line 4, in <module>\n    total = df["score"].sum()\n            ~~^^^^^^^^^\n'
+        "  ... (library code)\n"
+        "KeyError: 'score'"
+    )

@@ -2,6 +2,7 @@
 
 When code imports or uses a name a module does not have, the loop lists the names the module
 does have (small models guess plausible names such as ``statistics.population_stddev``).
+A KeyError comes with the columns of the session's DataFrames.
 When code calls a name it forgot to import (``date(...)``, ``np.array``), the loop finds the
 standard import for it, adds that line and runs the cell again.
 """
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 __all__ = [
     "Probe",
+    "columns_hint",
     "import_probe",
     "missing_import",
     "missing_module_name",
@@ -129,3 +131,23 @@ def missing_import(probe: Probe, ename: str, evalue: str, code: str) -> str | No
         return None
     stmt = parse_statement(probe(import_probe(name)))
     return None if stmt is None or stmt in code else stmt
+
+
+_FRAMES_PROBE = (
+    "{k: [str(c) for c in v.columns][:40] for k, v in globals().items() "
+    "if type(v).__name__ == 'DataFrame' and not k.startswith('_')}"
+)
+
+
+def columns_hint(probe: Probe, ename: str, evalue: str) -> str | None:
+    """For a KeyError: the columns of the session's DataFrames (small models guess column names)."""
+    if ename != "KeyError":
+        return None
+    try:
+        frames = ast.literal_eval(probe(_FRAMES_PROBE) or "{}")
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(frames, dict) or not frames:
+        return None
+    listed = "; ".join(f"{name}: {cols}" for name, cols in list(frames.items())[:5])
+    return f"KeyError {evalue}: the DataFrames have these columns: {listed}"

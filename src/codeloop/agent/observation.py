@@ -26,6 +26,7 @@ MAX_TRACEBACK_LINES = 10
 
 OK_TAIL = "If this answers the task, reply with the final answer in one sentence, without code."
 FIX_TAIL = "Fix the code and write the whole corrected program in one ```python block."
+_LIBRARY = "  ... (library code)"
 EMPTY_TAIL = "The code ran without error but printed nothing. Write code that prints the result."
 
 
@@ -47,11 +48,30 @@ def fence(text: str, info: str = "text") -> str:
 
 
 def trim_traceback(tb: str, max_lines: int = MAX_TRACEBACK_LINES) -> str:
-    """The end of a traceback, where the user's failing line and the error are."""
-    lines = tb.rstrip().splitlines()
-    if len(lines) <= max_lines:
-        return "\n".join(lines)
-    return "\n".join(["Traceback (most recent call last):", "  ...", *lines[-(max_lines - 2) :]])
+    """The part of a traceback that helps a repair: the user's own frames and the error itself.
+
+    Only the last chained traceback is kept, and library frames (pandas internals...) collapse
+    into one line, so the failing line of the cell and the exception are never crowded out.
+    """
+    text = tb.rstrip()
+    head = "Traceback (most recent call last):"
+    if head in text:
+        text = head + text.rsplit(head, 1)[1]
+    kept: list[str] = []
+    in_library = False
+    for line in text.splitlines():
+        if line.startswith('  File "'):
+            in_library = not line.startswith('  File "<')
+            if in_library:
+                if kept[-1:] != [_LIBRARY]:
+                    kept.append(_LIBRARY)
+                continue
+        elif in_library and line.startswith("    "):
+            continue  # the source lines of a library frame
+        kept.append(line)
+    if len(kept) <= max_lines:
+        return "\n".join(kept)
+    return "\n".join([head, "  ...", *kept[-(max_lines - 2) :]])
 
 
 def evidence_of(outcome: CellOutcome) -> str | None:

@@ -18,7 +18,7 @@ from codeloop.agent.context import TurnContext
 from codeloop.agent.events import CellOutput, CellStart, Finished, ModelStart, ModelText, Notice, StepDone
 from codeloop.agent.generation import Generation, generate
 from codeloop.agent.grounding import echoes, ground_answer
-from codeloop.agent.hints import missing_import, names_hint
+from codeloop.agent.hints import columns_hint, missing_import, names_hint
 from codeloop.agent.observation import evidence_of, format_observation
 from codeloop.agent.parsing import ParsedReply, parse_reply
 from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE
@@ -52,7 +52,7 @@ class TaskRun:
         self.in_cell = False
         self.objected_literal = False
         self.last_failure: str | None = None  # the normalised code of the last cell that failed
-        self.last_error = ""  # "ename: evalue." of that cell (and a hint), for a restart note
+        self.last_error = ""  # what went wrong with that code, as a sentence for a restart note
         self.retries = 0  # times the model repeated failing code: later replies are sampled
 
     # -- the loop ---------------------------------------------------------------------------
@@ -127,9 +127,7 @@ class TaskRun:
             )
             self.agent.emit(Notice("the code was not run: " + objection.split(". ")[0].lower()))
             if restart:
-                self.context.restart(
-                    f"an earlier attempt failed with {self.last_error} Write a different program."
-                )
+                self.context.restart(f"{self.last_error} Write a different program.")
             return True
         previous = self.evidence
         step = self.run_code_step(index, gen, parsed.code)
@@ -156,6 +154,11 @@ class TaskRun:
             return None
         if self.cells == 0 and prints_only_literals(code) and not self.objected_literal:
             self.objected_literal = True
+            # Sending the same program again is then a repeat: restart with a note, sampled.
+            self.last_failure = normalise_code(code)
+            self.last_error = (
+                "An earlier attempt only printed a value typed into the code; nothing was computed."
+            )
             return NOT_COMPUTED
         if self.last_failure is not None and normalise_code(code) == self.last_failure:
             self.retries += 1  # greedy decoding repeats itself: sample the next reply instead
@@ -269,13 +272,13 @@ class TaskRun:
         self.last_failure = None if step.outcome.ok else normalise_code(step.code or "")
         if not step.outcome.ok:
             error = step.outcome.error or {}
-            hint = self.names_hint(step.outcome)
+            hint = self.error_hint(step.outcome)
             if hint:
                 step.observation += "\n\n" + hint
             what = (
                 f"{error.get('ename')}: {error.get('evalue')}" if error else f"status {step.outcome.status}"
             )
-            self.last_error = f"{what}." + (f" {hint}" if hint else "")
+            self.last_error = f"An earlier attempt failed with {what}." + (f" {hint}" if hint else "")
         shown = evidence_of(step.outcome)
         if shown is not None:
             self.evidence = shown
@@ -288,10 +291,12 @@ class TaskRun:
             self.probe, outcome.error.get("ename", ""), outcome.error.get("evalue", ""), code
         )
 
-    def names_hint(self, outcome: CellOutcome) -> str | None:
+    def error_hint(self, outcome: CellOutcome) -> str | None:
+        """What the session can add to an error: a module's real names, a DataFrame's real columns."""
         if not self.strategy.focus_repairs or outcome.error is None:
             return None
-        return names_hint(self.probe, outcome.error.get("ename", ""), outcome.error.get("evalue", ""))
+        ename, evalue = outcome.error.get("ename", ""), outcome.error.get("evalue", "")
+        return names_hint(self.probe, ename, evalue) or columns_hint(self.probe, ename, evalue)
 
     def vote(self, greedy: Step) -> Step:
         """Sample more programs for the same step, run each, and keep the one most others agree with."""
