@@ -8,7 +8,7 @@ alternates) so machine noise hits both sides alike. Reports medians and ratios:
 2. time to first token of a second call that shares a ~1,000-token prefix with the first
    (a growing agent conversation) against that first call.
 
-Run:  .venv/bin/python bench/model_speed.py [--model NAME] [--trials 9] [--tokens 96]
+Run:  .venv/bin/python bench/model_speed.py [--model NAME] [--trials 7] [--tokens 64]
 Targets: decode ratio >= 0.95; second-call TTFT ratio <= 0.30.
 """
 
@@ -63,6 +63,7 @@ def environment(model: EmbeddedModel) -> dict[str, Any]:
             "n_batch": s.n_batch,
             "flash_attn": s.flash_attn,
             "use_extra_bufts": s.repack if s.repack is not None else not cpu_has_amx(),
+            "adaptive_threads": s.adaptive_threads,
         },
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
     }
@@ -126,7 +127,9 @@ def time_raw_whole(raw: Any, messages: list[dict[str, str]], tokens: int) -> dic
     return {"ttft": prompt_s, "total": end - start, "decode_tps": tokens / (end - start - prompt_s)}
 
 
-def bench_decode(model: EmbeddedModel, raw: Any, trials: int, tokens: int) -> dict[str, Any]:
+def bench_decode(
+    model: EmbeddedModel, adaptive: EmbeddedModel, raw: Any, trials: int, tokens: int
+) -> dict[str, Any]:
     """Rounds of all three sides back to back (order rotating); ratios are taken per round.
 
     On a shared machine the speed drifts by 2x within a minute; a ratio of two runs made
@@ -134,14 +137,16 @@ def bench_decode(model: EmbeddedModel, raw: Any, trials: int, tokens: int) -> di
     """
     sides = {
         "codeloop stream": lambda: time_ours(model, DECODE_PROMPT, tokens),
+        "codeloop adaptive": lambda: time_ours(adaptive, DECODE_PROMPT, tokens),
         "raw stream": lambda: time_raw(raw, DECODE_PROMPT, tokens),
         "raw whole": lambda: time_raw_whole(raw, DECODE_PROMPT, tokens),
     }
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
-    time_ours(model, DECODE_PROMPT, 8)  # warm both instances (page in the weights)
+    time_ours(model, DECODE_PROMPT, 8)  # warm every instance (page in the weights)
+    time_ours(adaptive, DECODE_PROMPT, 8)
     time_raw(raw, DECODE_PROMPT, 8)
     for i in range(trials):
-        order = list(sides)[i % 3 :] + list(sides)[: i % 3]  # rotate who goes first
+        order = list(sides)[i % len(sides) :] + list(sides)[: i % len(sides)]  # rotate who goes first
         for name in order:
             rows[name].append(sides[name]())
         print(
@@ -159,6 +164,10 @@ def bench_decode(model: EmbeddedModel, raw: Any, trials: int, tokens: int) -> di
         "ratio": paired["raw stream"],
         "ratio_vs_whole": paired["raw whole"],
         "ratio_of_medians": medians["codeloop stream"] / medians["raw stream"],
+        "adaptive_vs_raw_stream": statistics.median(
+            a["decode_tps"] / r["decode_tps"]
+            for a, r in zip(rows["codeloop adaptive"], rows["raw stream"], strict=True)
+        ),
     }
 
 
@@ -228,8 +237,8 @@ def bench_flash_attn(model: EmbeddedModel, trials: int, tokens: int) -> dict[str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="embedded model name (default: the configured default)")
-    parser.add_argument("--trials", type=int, default=9, help="decode rounds; prefix trials are half that")
-    parser.add_argument("--tokens", type=int, default=96, help="tokens decoded per run")
+    parser.add_argument("--trials", type=int, default=7, help="decode rounds; prefix trials are half that")
+    parser.add_argument("--tokens", type=int, default=64, help="tokens decoded per run")
     parser.add_argument("--flash-attn", action="store_true", help="run both sides with flash attention")
     parser.add_argument(
         "--compare-flash-attn", action="store_true", help="also measure flash attention off against on"
@@ -238,7 +247,9 @@ def main() -> int:
     args = parser.parse_args()
 
     options = {"flash_attn": True} if args.flash_attn else {}
-    model = get_model(args.model, **options)
+    # the same fixed thread count as the raw side; the adaptive default is measured alongside
+    model = get_model(args.model, adaptive_threads=False, **options)
+    adaptive = get_model(args.model, **options)
     if not isinstance(model, EmbeddedModel):
         parser.error(f"{model.name} is not an embedded model")
     raw = raw_llama(model)
@@ -247,14 +258,18 @@ def main() -> int:
     print("environment:", json.dumps(env, indent=2))
 
     print(f"\n[1] decode speed, {args.tokens} tokens, temperature 0, {args.trials} interleaved rounds")
-    decode = bench_decode(model, raw, args.trials, args.tokens)
+    if not isinstance(adaptive, EmbeddedModel):
+        parser.error(f"{adaptive.name} is not an embedded model")
+    decode = bench_decode(model, adaptive, raw, args.trials, args.tokens)
     med = decode["medians"]
     print(
         f"  median tok/s: codeloop stream {med['codeloop stream']:.2f}, raw create_chat_completion "
-        f"stream {med['raw stream']:.2f}, non-stream {med['raw whole']:.2f}"
+        f"stream {med['raw stream']:.2f}, non-stream {med['raw whole']:.2f}; codeloop with adaptive "
+        f"threads {med['codeloop adaptive']:.2f}"
     )
     print(f"  median of per-round ratios: codeloop/raw stream {decode['ratio']:.3f}, codeloop/raw "
-          f"non-stream {decode['ratio_vs_whole']:.3f} (target >= 0.95)")  # fmt: skip
+          f"non-stream {decode['ratio_vs_whole']:.3f} (target >= 0.95); adaptive/raw stream "
+          f"{decode['adaptive_vs_raw_stream']:.3f}")  # fmt: skip
 
     prefix_trials = max(3, args.trials // 2)
     print(f"\n[2] time to first token with a ~1,000-token shared prefix, {prefix_trials} trials")
