@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
 import platform
 import shlex
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,35 +99,59 @@ class PipeFloor:
         self.child.wait(10)
 
 
+@contextlib.contextmanager
+def pinned(enabled: bool) -> Iterator[str]:
+    """Pin every thread of this process (so every process it starts) to the CPU it runs on now.
+
+    On a busy machine the scheduler sometimes keeps a process on the other core from its partner
+    for its whole life, and every wakeup then costs tens of microseconds whatever the code does;
+    pinned, the floor, the sandboxes and jupyter all ping-pong on one core alike."""
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        yield "not pinned"
+        return
+    stat = Path("/proc/self/stat").read_text()
+    cpu = int(stat[stat.rindex(")") + 2 :].split()[36])
+    threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    before = {tid: os.sched_getaffinity(tid) for tid in threads}
+    for tid in threads:
+        os.sched_setaffinity(tid, {cpu})
+    try:
+        yield f"all processes pinned to CPU {cpu} (--no-pin to let the scheduler place them)"
+    finally:
+        for tid, cpus in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, cpus)
+
+
 def warm_round_trips(n: int, rounds: int) -> dict[str, list[float]]:
     """``x = 1+1`` on the floor and on warm jailed and plain sessions, interleaved in rounds.
 
-    The host is shared and its load shifts by the second: each round times a batch of each, one
-    after the other, so every ratio compares figures taken in the same few milliseconds."""
+    The host is shared and its load shifts by the second, and on this kind of machine (a VM) a
+    process pair sometimes runs a steady ~40% slower for its whole life, floor and sandbox
+    alike (it follows the processes and their pipes, not the code). So each round starts new
+    processes, warms them up and times a batch of each in a rotating order: each ratio compares
+    figures taken in the same few milliseconds, and the median over rounds is the typical pair."""
     from codeloop.sandbox import Sandbox
 
-    floor = PipeFloor()
-    jailed, plain = Sandbox(jail=True), Sandbox(jail=False)
-    runners: dict[str, Callable[[], object]] = {
-        "floor": lambda: floor.run("x = 1+1"),
-        "jailed": lambda: jailed.run("x = 1+1"),
-        "plain": lambda: plain.run("x = 1+1"),
-    }
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    medians: dict[str, list[float]] = {name: [] for name in runners}
-    try:
-        for fn in runners.values():
-            timed(fn, 200)  # warm up: caches, branch predictors, the pool refill settling
-        batch = max(1, n // rounds)
-        for _ in range(rounds):
-            for name, fn in runners.items():
-                times = timed(fn, batch)
+    names = ("floor", "jailed", "plain")
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    medians: dict[str, list[float]] = {name: [] for name in names}
+    batch = max(1, n // rounds)
+    for index in range(rounds):
+        floor = PipeFloor()
+        jailed, plain = Sandbox(jail=True, prestart=False), Sandbox(jail=False, prestart=False)
+        runners: dict[str, Callable[[str], object]] = {"floor": floor.run, "jailed": jailed.run, "plain": plain.run}
+        try:
+            for run in runners.values():
+                timed(lambda run=run: run("x = 1+1"), 200)  # warm up: caches, predictors, the interpreter
+            for name in names[index % 3 :] + names[: index % 3]:  # no one always goes first
+                times = timed(lambda run=runners[name]: run("x = 1+1"), batch)
                 samples[name] += times
                 medians[name].append(statistics.median(times))
-    finally:
-        jailed.close()
-        plain.close()
-        floor.close()
+        finally:
+            jailed.close()
+            plain.close()
+            floor.close()
     return {**samples, **{f"{name} rounds": values for name, values in medians.items()}}
 
 
@@ -284,18 +309,22 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def section_warm(n_rtt: int, jupyter_starts: int) -> tuple[float, list[float]] | None:
+def section_warm(n_rtt: int, jupyter_starts: int, pin: bool) -> tuple[float, list[float]] | None:
     """Target 1; returns the jailed warm round trip and jupyter's kernel starts for section 2."""
     rounds = 20
-    rtt = warm_round_trips(n_rtt, rounds)
+    with pinned(pin) as placement:
+        rtt = warm_round_trips(n_rtt, rounds)
+        jup = jupyter_figures(max(50, n_rtt // 10), jupyter_starts)
     floor = median_us(rtt["floor"])
     warm = {True: median_us(rtt["jailed"]), False: median_us(rtt["plain"])}
     ratio = {
         jail: statistics.median(s / f for s, f in zip(rtt[f"{name} rounds"], rtt["floor rounds"], strict=True))
         for jail, name in ((True, "jailed"), (False, "plain"))
     }
-    jup = jupyter_figures(max(50, n_rtt // 10), jupyter_starts)
-    print(f"1. warm round trip of `x = 1+1` (medians of {len(rtt['floor'])} each; ratios: median of {rounds} interleaved rounds)")
+    print(
+        f"1. warm round trip of `x = 1+1` (medians of {len(rtt['floor'])} each; "
+        f"ratios: median of {rounds} rounds of new processes; {placement})"
+    )
     print(f"   bare pipe floor (20-line exec loop)   {floor:9.1f} us")
     for jail in (True, False):
         print(f"   sandbox, jail={jail!s:5}                {warm[jail]:9.1f} us   {ratio[jail]:5.2f}x floor")
@@ -364,6 +393,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
+    parser.add_argument("--no-pin", action="store_true", help="section 1: let the scheduler place processes")
     args = parser.parse_args()
     only = set(args.only or SECTIONS)
     scale = 0.25 if args.quick else 1.0
@@ -372,7 +402,7 @@ def main() -> int:
     started = time.perf_counter()
     print("\n".join(environment()))
     print()
-    warm = section_warm(n_rtt, 3 if not args.quick else 1) if "warm" in only else None
+    warm = section_warm(n_rtt, 3 if not args.quick else 1, not args.no_pin) if "warm" in only else None
     if "fresh" in only:
         section_fresh(n_fresh, warm[1] if warm else None)
     if "cpu" in only:
