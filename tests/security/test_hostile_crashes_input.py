@@ -69,6 +69,31 @@ def test_output_printed_while_stdout_is_closed_never_leaks_into_the_next_cell(op
     assert text in first.stdout + first.stderr or any("dropped" in note for note in first.notes), first
 
 
+LATE_WRITERS = {  # each writes after its cell has replied, then leaves a marker file
+    "thread": (
+        "import sys, threading, time\n"
+        "def later():\n    time.sleep(0.2)\n    print('late out')\n    print('late err', file=sys.stderr)\n"
+        "    open('written', 'w').close()\n"
+        "threading.Thread(target=later).start()"
+    ),
+    "child_process": (
+        "import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 0.2; echo late out; echo late err >&2; touch written'])"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LATE_WRITERS))
+def test_output_written_between_cells_is_dropped_with_a_note(open_sandbox: Open, kind: str) -> None:
+    sb = open_sandbox()
+    first = sb.run(LATE_WRITERS[kind])
+    assert first.ok and "late" not in first.stdout, first
+    assert wait_until(lambda: (sb.workdir / "written").exists(), timeout=10)  # the late bytes are in the pipes
+    after = sb.run("print('next')")
+    assert after.ok and after.stdout == "next\n" and after.stderr == "", after  # nothing leaks in
+    assert any("stdout written after the previous cell had finished" in note for note in after.notes), after
+    assert any("stderr written after the previous cell had finished" in note for note in after.notes), after
+
+
 def test_c_level_output_to_a_closed_stdout_is_dropped_with_a_note(open_sandbox: Open) -> None:
     sb = open_sandbox()
     first = sb.run("import ctypes, os\nlibc = ctypes.CDLL(None)\nos.close(1)\nlibc.printf(b'c-level')")

@@ -22,7 +22,7 @@ from codeloop.sandbox.output import BoundedOutput
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.protocol import ProtocolError, ok_reply_frame
 
-__all__ = ["Capture", "Ending", "Outcome", "exchange"]
+__all__ = ["Capture", "Ending", "Outcome", "before_request", "exchange"]
 
 OnOutput = Callable[[str, str], None]
 _READ = 1 << 16
@@ -115,6 +115,43 @@ def _drain(proc: WorkerProcess, capture: Capture, fds: list[int] | set[int]) -> 
             capture(fd, data)
             if capture.over_limit:
                 return
+
+
+def before_request(proc: WorkerProcess) -> tuple[bool, dict[str, int] | None]:
+    """Between cells: has the worker died since its last reply, and what did it print since?
+
+    The worker flushes a cell's output before replying and the exchange reads it before the
+    reply, so bytes waiting in the output pipes now were written after that reply, by a thread
+    or process the cell left running. They belong to no cell that is still open: they are read
+    and dropped (counted per stream, for a note), never shown as the next cell's output. One
+    poll answers both questions (the pidfd is in the poll set).
+    """
+    pidfd = proc.pidfd
+    if pidfd is None:
+        died = proc.exited()
+        events = proc.poller.poll(0)
+    else:
+        events = proc.poller.poll(0)
+        if not events:  # the usual case
+            return False, None
+        died = pidfd in [fd for fd, _ in events]
+    if died or not events:
+        return died, None
+    dropped: dict[str, int] = {}
+    for fd, _ in events:
+        if fd not in proc.open_outputs:
+            continue
+        total = 0
+        for _ in range(_DRAIN_READS):
+            data = _read(fd)
+            if not data:
+                if data == b"":
+                    proc.forget_fd(fd)
+                break
+            total += len(data)
+        if total:
+            dropped["stdout" if fd == proc.pipes.stdout else "stderr"] = total
+    return False, dropped
 
 
 def _send(fd: int, pending: memoryview) -> memoryview | None:

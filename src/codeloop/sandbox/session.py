@@ -23,7 +23,7 @@ from typing import Any
 
 from codeloop.errors import ConfigError, SandboxError
 from codeloop.sandbox import mplcache
-from codeloop.sandbox.exchange import Capture, Ending, Outcome, exchange
+from codeloop.sandbox.exchange import Capture, Ending, Outcome, before_request, exchange
 from codeloop.sandbox.jail.policy import check_layer_names, check_limits
 from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
 from codeloop.sandbox.pool import POOL, StartedWorker, new_session_dir, remove_tree, start_worker
@@ -299,7 +299,14 @@ class Sandbox:
             notes, self._pending_notes = self._pending_notes, []
         restarted = False
         proc = self._res.proc
-        if proc is None or proc.exited():
+        died, dropped = (True, None) if proc is None else before_request(proc)
+        if dropped:
+            notes.extend(
+                f"dropped {size} bytes of {stream} written after the previous cell had finished "
+                "(by a thread or process it left running): they belong to no open cell"
+                for stream, size in dropped.items()
+            )
+        if proc is None or died:
             why = "could not be started" if proc is None else proc_exit_text(proc)
             self._replace_worker()
             restarted = True
