@@ -180,6 +180,34 @@ def test_files_are_listed_in_a_settled_empty_directory_and_right_after_a_change(
     assert sb.run("open('sub/inner.txt', 'w').write('z')").files == ["sub/inner.txt"]
 
 
+def test_changes_in_a_settled_tree_are_all_seen(sb: Sandbox) -> None:
+    import time
+
+    made = sb.run(
+        "import os\nos.makedirs('sub/deep')\nopen('top.txt', 'w').write('a')\n"
+        "open('sub/deep/low.txt', 'w').write('b')\nos.makedirs('other')\nopen('other/x.txt', 'w').write('c')"
+    )
+    assert made.files == ["other/x.txt", "sub/deep/low.txt", "top.txt"]
+
+    def settle() -> None:
+        time.sleep(0.1)  # every directory's mtime is now old enough for its listing to be trusted
+        assert sb.run("1").files == []
+
+    settle()
+    # contents change, no directory notices
+    assert sb.run("open('sub/deep/low.txt', 'a').write('more')").files == ["sub/deep/low.txt"]
+    settle()
+    assert sb.run("open('sub/deep/new.txt', 'w').write('n')").files == ["sub/deep/new.txt"]
+    settle()
+    assert sb.run("import os\nos.rename('top.txt', 'renamed.txt')").files == ["renamed.txt"]
+    settle()
+    # a directory replaced by another of the same name, whose files are older than the last scan
+    replaced = sb.run("import os, shutil\nshutil.rmtree('sub')\nos.rename('other', 'sub')")
+    assert replaced.files == ["sub/x.txt"]
+    settle()
+    assert sb.run("import os\nos.utime('renamed.txt', ns=(1, 1))").files == ["renamed.txt"]
+
+
 def test_big_cells_and_big_outputs_cross_the_pipes(sb: Sandbox) -> None:
     blob = "é" * 1_000_000  # 2 MB of UTF-8 in the request: more than a pipe holds
     result = sb.run(f"s = {blob!r}\nprint(s[:3])\nprint('x' * 500_000)\nlen(s)")

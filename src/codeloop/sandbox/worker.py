@@ -22,6 +22,7 @@ import _struct
 import io
 import os
 import signal
+import stat
 import sys
 import time
 
@@ -38,6 +39,8 @@ SCAN_LIMIT = 5000  # entries of the session directory looked at per cell
 #: A run request's body: op b"r", the 16-character nonce, the cell number, max_repr, max_figures,
 #: max_files, then the cell's source (UTF-8, lone surrogates passed through). See protocol.py.
 _HEADER = _struct.Struct(">c16sQIII")
+
+_S_ISDIR = stat.S_ISDIR
 
 _SELF = sys.modules[__name__]  # keeps this module alive once a cell namespace replaces __main__
 _MAIN_PID = os.getpid()
@@ -282,38 +285,6 @@ def bounded_repr(value, limit):
 HOME_CACHES = frozenset({".cache", ".config", ".local"})
 
 
-def snapshot(root, limit):
-    """Path -> (mtime_ns, size) of files under root, symlinks not followed, at most limit entries.
-
-    Also returns whether the limit cut the scan short and whether root holds anything scanned."""
-    seen: dict[str, tuple[int, int]] = {}
-    stack = [(root, "")]
-    scanned = 0
-    while stack:
-        path, prefix = stack.pop()
-        try:
-            entries = os.scandir(path)
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                scanned += 1
-                if scanned > limit:
-                    return seen, True, True
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if not prefix and entry.name in HOME_CACHES:
-                            scanned -= 1
-                            continue
-                        stack.append((entry.path, prefix + entry.name + "/"))
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                seen[prefix + entry.name] = (st.st_mtime_ns, st.st_size)
-    return seen, False, scanned > 0
-
-
 def display_path(path):
     """A relative path as safe, printable text: bytes that are not UTF-8 become ``\\xNN``.
 
@@ -328,37 +299,83 @@ def display_path(path):
 class _Files:
     """Files created or changed in the session dir since the previous cell ended (one scan a cell).
 
-    While the directory is empty, a stat of it stands in for the scan: nothing can appear in the
-    tree without an entry appearing in the root, which moves the root's mtime. An mtime within
-    the last 50 ms is not trusted (timestamps are coarse), so a quick change is never missed.
+    Every cell stats each directory and each file of the tree (one lstat apiece), but lists a
+    directory again only when it changed: its entries change only together with its mtime (and
+    ctime; the inode number catches a replaced directory). A listing is trusted only if that
+    mtime was over 50 ms old when it was taken, because timestamps are coarse and a change in
+    the same tick would otherwise go unseen. A file's contents can change without its directory
+    noticing, hence the stat of every file. A session directory that holds nothing (library
+    caches aside) costs one stat of it.
     """
 
     def __init__(self, root):
         self.root = root
         self.last: dict[str, tuple[int, int]] = {}
-        self.empty_since = None  # root mtime_ns when seen empty and settled
-        self.rescan(5000)
+        self.listings: dict[str, tuple[tuple[int, int, int], list[tuple[str, bool]]]] = {}
+        self.empty_key = None  # the root's (ino, mtime, ctime) when its trusted listing was empty
+        self.rescan(SCAN_LIMIT)
 
     def rescan(self, limit):
-        try:
-            before = os.stat(self.root).st_mtime_ns
-        except OSError:
-            before = None
-        self.last, truncated, occupied = snapshot(self.root, limit)
-        settled = before is not None and time.time_ns() - before > 50_000_000
-        self.empty_since = before if not occupied and settled else None
+        """Take a new snapshot; True when the limit cut it short."""
+        seen: dict[str, tuple[int, int]] = {}
+        listings = {}
+        old_listings = self.listings
+        stack = [(self.root, "")]
+        scanned = 0
+        now = time.time_ns()
+        truncated = False
+        while stack and not truncated:
+            path, prefix = stack.pop()
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                continue
+            if not _S_ISDIR(st.st_mode):
+                continue
+            key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+            cached = old_listings.get(prefix)
+            if cached is not None and cached[0] == key:
+                entries = cached[1]
+            else:
+                try:
+                    with os.scandir(path) as found:
+                        entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in found]
+                except OSError:
+                    continue
+            if now - max(st.st_mtime_ns, st.st_ctime_ns) > 50_000_000:
+                listings[prefix] = (key, entries)
+            for name, is_dir in entries:
+                if is_dir:
+                    if prefix or name not in HOME_CACHES:
+                        stack.append((f"{path}/{name}", f"{prefix}{name}/"))
+                    continue
+                scanned += 1
+                if scanned > limit:
+                    truncated = True
+                    break
+                try:
+                    fst = os.stat(f"{path}/{name}", follow_symlinks=False)
+                except OSError:
+                    continue
+                seen[prefix + name] = (fst.st_mtime_ns, fst.st_size)
+        self.last = seen
+        self.listings = listings
+        root = listings.get("")
+        empty = root is not None and all(is_dir and name in HOME_CACHES for name, is_dir in root[1])
+        self.empty_key = root[0] if empty and root is not None else None
         return truncated
 
     def changed(self, limit, max_files, notes):
-        if self.empty_since is not None:
+        if self.empty_key is not None:
             try:
-                if os.stat(self.root).st_mtime_ns == self.empty_since:
+                st = os.stat(self.root, follow_symlinks=False)
+                if (st.st_ino, st.st_mtime_ns, st.st_ctime_ns) == self.empty_key:
                     return []
             except OSError:
                 pass
         previous = self.last
         if self.rescan(limit):
-            notes.append(f"the session directory has more than {limit} entries; changes past them are not listed")
+            notes.append(f"the session directory has more than {limit} files; changes past them are not listed")
         changed = sorted(display_path(path) for path, stamp in self.last.items() if previous.get(path) != stamp)
         if len(changed) > max_files:
             notes.append(f"{len(changed) - max_files} more changed files not listed (limit {max_files})")
