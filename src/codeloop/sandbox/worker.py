@@ -345,14 +345,15 @@ class _Files:
             if now - max(st.st_mtime_ns, st.st_ctime_ns) > 50_000_000:
                 listings[prefix] = (key, entries)
             for name, is_dir in entries:
-                if is_dir:
-                    if prefix or name not in HOME_CACHES:
-                        stack.append((f"{path}/{name}", f"{prefix}{name}/"))
+                if is_dir and not prefix and name in HOME_CACHES:
                     continue
-                scanned += 1
+                scanned += 1  # directories count too: the limit bounds the work, not just the list
                 if scanned > limit:
                     truncated = True
                     break
+                if is_dir:
+                    stack.append((f"{path}/{name}", f"{prefix}{name}/"))
+                    continue
                 try:
                     fst = os.stat(f"{path}/{name}", follow_symlinks=False)
                 except OSError:
@@ -375,7 +376,7 @@ class _Files:
                 pass
         previous = self.last
         if self.rescan(limit):
-            notes.append(f"the session directory has more than {limit} files; changes past them are not listed")
+            notes.append(f"the session directory has more than {limit} entries; changes past them are not listed")
         changed = sorted(display_path(path) for path, stamp in self.last.items() if previous.get(path) != stamp)
         if len(changed) > max_files:
             notes.append(f"{len(changed) - max_files} more changed files not listed (limit {max_files})")
