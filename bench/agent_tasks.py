@@ -5,7 +5,7 @@ per task, as a user would) and checks the answer against the known one. Give ``-
 to run other configurations side by side on the same tasks, e.g.::
 
     .venv/bin/python bench/agent_tasks.py                         # embedded default model
-    .venv/bin/python bench/agent_tasks.py --compare "--baseline" --compare "--votes 3"
+    .venv/bin/python bench/agent_tasks.py --compare=--baseline --compare="--votes 3"
     .venv/bin/python bench/agent_tasks.py --model openai:gpt-4o-mini --ids arith-1,nt-4
 
 A benchmark, not a test: it prints figures and never fails on a wrong answer.

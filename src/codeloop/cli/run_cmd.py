@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -96,8 +97,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 
 def strategy_from(args: argparse.Namespace) -> Strategy:
-    base = Strategy.baseline() if args.baseline else Strategy()
-    return Strategy(**{**base.__dict__, "votes": args.votes})
+    return dataclasses.replace(Strategy.baseline() if args.baseline else Strategy(), votes=args.votes)
 
 
 def load_model(args: argparse.Namespace) -> Any:
