@@ -1,4 +1,4 @@
-"""The worker's file scan, run in this process on a scratch tree (the worker is one plain file)."""
+"""The worker's file scan and reply frames, run in this process (the worker is one plain file)."""
 
 from __future__ import annotations
 
@@ -52,3 +52,19 @@ def test_an_empty_settled_directory_costs_one_stat_and_still_sees_a_new_file(
     assert calls == [f"stat {tmp_path}"]
     (tmp_path / "new.txt").write_text("x")
     assert files.changed(100, 100, []) == ["new.txt"]
+
+
+def test_the_workers_canned_ok_reply_is_the_frame_the_host_expects(worker: ModuleType) -> None:
+    import os
+
+    from codeloop.sandbox.protocol import FrameReader, ok_reply_frame
+
+    r, w = os.pipe()
+    try:
+        worker.send_reply(w, {"status": "ok"}, b"0123456789abcdef")
+        frame = os.read(r, 100)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert frame == ok_reply_frame("0123456789abcdef")
+    assert FrameReader().feed(frame) == [{"status": "ok", "id": "0123456789abcdef"}]

@@ -114,10 +114,14 @@ def write_frame(fd, body):
             view = view[os.write(fd, view) :]
 
 
+_OK_BODY = b'{"status":"ok","id":"%s"}'
+_OK_HEAD = (len(_OK_BODY) - 2 + 16).to_bytes(4, "big") + _OK_BODY[:-4]  # for a 16-byte nonce
+
+
 def send_reply(fd, reply, nonce):
     """Write the reply with the request's nonce; a bare "ok" skips the JSON encoder."""
-    if len(reply) == 1 and reply["status"] == "ok":
-        write_frame(fd, b'{"status":"ok","id":"' + nonce + b'"}')
+    if len(reply) == 1 and reply["status"] == "ok" and len(nonce) == 16:
+        os.write(fd, _OK_HEAD + nonce + b'"}')  # 43 bytes: one write, atomic on a pipe
         return
     reply["id"] = nonce.decode("ascii", "replace")
     write_frame(fd, dumps(reply).encode("ascii"))
