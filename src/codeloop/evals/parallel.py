@@ -46,7 +46,9 @@ def check_all(
     count = min(workers or default_workers(), len(samples))
     pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="codeloop-check")
     futures: list[Future[CheckResult]] = []
-    with SessionSupply(open_session, ahead=count) as supply:
+    # Opening and closing sessions is mostly waiting (spawn, boot, stop), so keep more of them in
+    # flight than there are checks; the checks themselves stay at one per worker.
+    with SessionSupply(open_session, ahead=3 * count, openers=2 * count, closers=2 * count) as supply:
         try:
             for sample in samples:
                 futures.append(pool.submit(check_sample, sample, problems[sample.task_id], supply, timeout=timeout))
