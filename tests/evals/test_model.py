@@ -43,5 +43,5 @@ def test_real_model_run(tmp_path: Path, mode: Mode, smol, open_session: SessionF
     if mode is Mode.PLAIN:
         assert all(s["attempts"] == 1 and s["visible"] is None for s in samples)
     else:
-        assert all(s["attempts"] <= 2 and s["visible"] is not None for s in samples)
+        assert all(s["attempts"] <= 3 and s["visible"] is not None for s in samples)  # 1 + a repair + a fresh retry
     assert json.loads(Path(str(out) + ".meta.json").read_text())["model"] == "smollm2-135m"
