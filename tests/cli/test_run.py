@@ -223,7 +223,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_steps(scripted: ScriptedServer) -> N
         seen += proc.stdout.readline()
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (out, err)
     assert "No answer: interrupted by the user" in out
     shown = json.loads(codeloop("history", "show", "1", "--json").stdout)
     assert shown["turns"][0]["status"] == "interrupted"
