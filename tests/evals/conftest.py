@@ -42,6 +42,26 @@ class _Reply:
     usage: _Usage = field(default_factory=_Usage)
 
 
+class _Stream:
+    """A scripted reply streamed a few characters at a time; records whether it was closed early."""
+
+    def __init__(self, reply: _Reply) -> None:
+        self._reply = reply
+        self.sent = 0
+        self.reply: _Reply | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        text = self._reply.text
+        while self.sent < len(text):
+            chunk = text[self.sent : self.sent + 5]
+            self.sent += len(chunk)
+            yield chunk
+        self.reply = self._reply
+
+    def close(self) -> None:
+        self.reply = _Reply(self._reply.text[: self.sent], _Usage(completion_tokens=self.sent // 5))
+
+
 class ScriptedModel:
     """A fake model for loop-logic tests only: answers with the given replies, records every prompt."""
 
@@ -59,6 +79,9 @@ class ScriptedModel:
 
     def complete_text(self, prompt: str, **settings: Any) -> _Reply:
         return self._next(prompt, settings)
+
+    def stream_text(self, prompt: str, **settings: Any) -> _Stream:
+        return _Stream(self._next(prompt, settings))
 
     def complete(self, messages: Iterable[dict[str, str]], **settings: Any) -> _Reply:
         return self._next("\n".join(f"[{m['role']}] {m['content']}" for m in messages), settings)

@@ -138,3 +138,11 @@ def test_model_run_resumes_and_refuses_other_settings(
     other = HumanEvalOptions(out=out, limit=3, progress=False, prompt_style="chatml", generation=GenerationSettings(temperature=0.5))
     with pytest.raises(CodeloopError, match="other settings"):
         run_humaneval(other, model=scripted([]), model_name="fake", open_session=open_session)
+
+
+def test_generation_stops_where_demo_code_starts(problems: dict[str, Problem], scripted) -> None:
+    demo = "\n# Test the function\nprint(has_close_elements([1.0], 0.5))\n" + "print(1)\n" * 200 + "```"
+    model = scripted([RIGHT.removesuffix("```") + demo])
+    made = generate_sample(problems[TASK], model, GenerationSettings(mode=Mode.PLAIN))
+    assert "print" not in made.completion and "abs(a - b) < threshold" in made.completion
+    assert made.tokens < 60  # the stream was closed at the first demo line, not read to the end

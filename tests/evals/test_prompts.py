@@ -68,3 +68,37 @@ def test_sanitize_drops_only_demo_statements() -> None:
         "for i in range(2):\n    f(i)\nassert f(1) == 1\nclass K:\n    pass\n"
     )
     assert sanitize(source, "f") == "import math\nLIMIT = 3\ndef f(x):\n    return x\nclass K:\n    pass\n"
+
+
+def test_definitions_end_stops_at_demo_code_not_at_helpers() -> None:
+    from codeloop.evals.prompts import definitions_end
+
+    body = "    return helper(x)\n\n# A helper\ndef helper(y):\n    return y\n\nLIMIT = 3\nimport math\n"
+    assert definitions_end(body) is None
+    assert definitions_end(body + "# Test\nprint(f(1))\n") == len(body + "# Test\n")
+    assert definitions_end(body + "assert f(1) == 1\n") == len(body)
+    assert definitions_end(body + 'if __name__ == "__main__":\n') == len(body)
+    assert definitions_end(body + "print(f(1)") is None  # incomplete line: not decided yet
+    assert definitions_end("    return 1\nresult = f(2)\n") == len("    return 1\n")
+    assert definitions_end("    return 1\nLIMIT == 3\n") == len("    return 1\n")
+
+
+def test_missing_standard_imports_are_appended(problems) -> None:
+    from codeloop.evals.imports import missing_imports
+
+    assert missing_imports("def f(t):\n    return hashlib.md5(t).hexdigest()\n") == ["import hashlib"]
+    assert missing_imports("def f(n):\n    return factorial(n) + len(Counter('ab'))\n") == [
+        "from collections import Counter",
+        "from math import factorial",
+    ]
+    # bound anywhere, a builtin, an unknown name, or not parsing: nothing to add
+    assert missing_imports("import math as m\ndef f(x, math=1):\n    return m.sqrt(x) + math\n") == []
+    assert missing_imports("def f(x):\n    return undefined_thing(x) + len(x)\n") == []
+    assert missing_imports("def f(:\n    hashlib\n") == []
+    problem = problems["HumanEval/162"]
+    conv = Conversation.start(problem, PromptStyle.CHATML)
+    completion = conv.completion_from_reply("    return hashlib.md5(text.encode()).hexdigest() if text else None\n```")
+    assert completion.endswith("\n\nimport hashlib\n")
+    namespace: dict[str, object] = {}
+    exec(problem.prompt + completion, namespace)
+    assert namespace["string_to_md5"]("Hello world") == "3e25960a79dbc69b674cd4ec67a72c62"

@@ -14,7 +14,7 @@ visible score worse.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ from codeloop.evals.checker import program_cell
 from codeloop.evals.examples import extract_examples
 from codeloop.evals.feedback import format_feedback
 from codeloop.evals.problems import Problem
-from codeloop.evals.prompts import COMPLETE_STOPS, FENCE_STOPS, Conversation, PromptStyle
+from codeloop.evals.prompts import COMPLETE_STOPS, FENCE_STOPS, Conversation, PromptStyle, definitions_end
 from codeloop.evals.sessions import SessionFactory
 from codeloop.evals.visible import VisibleReport, run_visible
 from codeloop.sandbox.tracing import TraceLimits
@@ -44,8 +44,25 @@ class _ReplyLike(Protocol):
     def usage(self) -> Any: ...
 
 
+class _StreamLike(Protocol):
+    def __iter__(self) -> Iterator[str]: ...
+    def close(self) -> None: ...
+    @property
+    def reply(self) -> _ReplyLike | None: ...
+
+
 class TextModel(Protocol):
-    """What generation needs of a model (``codeloop.llm.Model`` has both methods)."""
+    """What generation needs of a model (``codeloop.llm.Model`` has these methods)."""
+
+    def stream_text(
+        self,
+        prompt: str,
+        *,
+        stop: str | Iterable[str] | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> _StreamLike: ...
 
     def complete(
         self,
@@ -121,12 +138,36 @@ def _ask(
     kwargs: dict[str, Any] = {"max_tokens": settings.max_tokens, "temperature": temp, "seed": seed}
     if conversation.style is PromptStyle.CHAT:
         reply = model.complete(conversation.messages(), **kwargs)
-    elif conversation.style is PromptStyle.CHATML:
-        reply = model.complete_text(conversation.chatml_prompt(), stop=list(FENCE_STOPS), **kwargs)
+        tokens = getattr(reply.usage, "completion_tokens", None) or 0
+        return conversation.completion_from_reply(reply.text), int(tokens)
+    if conversation.style is PromptStyle.CHATML:
+        prompt, stops = conversation.chatml_prompt(), FENCE_STOPS
     else:
-        reply = model.complete_text(conversation.problem.prompt, stop=list(COMPLETE_STOPS), **kwargs)
-    tokens = getattr(reply.usage, "completion_tokens", None) or 0
-    return conversation.completion_from_reply(reply.text), int(tokens)
+        prompt, stops = conversation.problem.prompt, COMPLETE_STOPS
+    text, tokens = _continue_body(model.stream_text(prompt, stop=list(stops), **kwargs))
+    return conversation.completion_from_reply(text), tokens
+
+
+def _continue_body(stream: _StreamLike) -> tuple[str, int]:
+    """Read a continuation of a function body until the model leaves the definitions.
+
+    Stops at the first top-level line of demo code (see ``definitions_end``): the rest would be
+    dropped anyway, costs generation time, and when cut off by the token limit would not parse.
+    """
+    text, chunks, cut = "", 0, None
+    try:
+        for chunk in stream:
+            text += chunk
+            chunks += 1
+            if "\n" in chunk:
+                cut = definitions_end(text)
+                if cut is not None:
+                    break
+    finally:
+        stream.close()
+    reply = stream.reply
+    tokens = getattr(getattr(reply, "usage", None), "completion_tokens", None) or chunks
+    return (text if cut is None else text[:cut]), int(tokens)
 
 
 def _score(report: VisibleReport) -> tuple[int, int]:

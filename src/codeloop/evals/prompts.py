@@ -21,12 +21,14 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from codeloop.evals.imports import missing_imports
 from codeloop.evals.problems import Problem
 
 __all__ = [
     "SYSTEM_PROMPT",
     "Conversation",
     "PromptStyle",
+    "definitions_end",
     "extract_block",
     "sanitize",
 ]
@@ -45,6 +47,32 @@ COMPLETE_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert "
 FENCE_STOPS = ("\n```", "```\n", "<|im_end|>", "<|endoftext|>")
 
 _BLOCK = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+# A line at column 0 that can still belong to the program: definitions, imports, decorators,
+# comments, blank lines, string constants and UPPER_CASE constants. Anything else at column 0
+# after the function body (``print(...)``, ``assert``, ``if __name__``, a call) is demo code.
+_DEFINITION_LINE = re.compile(
+    r"(def |async def |class |import |from |@|#|\s|$|[A-Z_][A-Z0-9_]*\s*(:[^=]*)?=[^=]|['\"]|```)"
+)
+
+
+def definitions_end(text: str) -> int | None:
+    """Where top-level demo code starts in a continuation of a function body, else ``None``.
+
+    ``text`` continues a prompt that ends inside a function, so its first lines are the body;
+    the first complete line at column 0 that is not a definition, import, decorator, comment or
+    constant ends the program. Generation stops there: a small model otherwise goes on to print
+    and assert usage examples, sometimes for hundreds of tokens, and a cut-off demo is a syntax error.
+    """
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            return None  # an incomplete line: decide when it is complete
+        if not _DEFINITION_LINE.match(line):
+            return offset
+        offset += len(line)
+    return None
 
 
 class PromptStyle(StrEnum):
@@ -134,12 +162,21 @@ class Conversation:
         return [{"role": "system", "content": SYSTEM_PROMPT}] + [{"role": r, "content": c} for r, c in self.turns]
 
     def completion_from_reply(self, text: str) -> str:
-        """Turn the model's reply into a completion to append to the problem's prompt."""
+        """Turn the model's reply into a completion to append to the problem's prompt.
+
+        Demo code is dropped (``sanitize``) and standard-library imports the program uses but
+        forgot are appended (``missing_imports``).
+        """
         entry = self.problem.entry_point
+        prompt = self.problem.prompt
         if self.style is PromptStyle.CHAT:
             code = extract_block(text).strip("\n")
-            return "\n" + sanitize(code, entry) + "\n"
-        # chatml and complete: the reply continues the prompt, i.e. it starts with the function body.
-        prompt = self.problem.prompt
-        program = sanitize(prompt + text.split("```", 1)[0], entry, first_line=prompt.count("\n") + 1)
-        return program[len(prompt) :] if program.startswith(prompt) else text.split("```", 1)[0]
+            completion = "\n" + sanitize(code, entry) + "\n"
+        else:
+            # chatml and complete: the reply continues the prompt, i.e. it starts with the function body.
+            program = sanitize(prompt + text.split("```", 1)[0], entry, first_line=prompt.count("\n") + 1)
+            completion = program[len(prompt) :] if program.startswith(prompt) else text.split("```", 1)[0]
+        imports = missing_imports(prompt + completion)
+        if imports:
+            completion = completion.rstrip("\n") + "\n\n" + "\n".join(imports) + "\n"
+        return completion
