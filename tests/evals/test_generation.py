@@ -146,3 +146,40 @@ def test_generation_stops_where_demo_code_starts(problems: dict[str, Problem], s
     made = generate_sample(problems[TASK], model, GenerationSettings(mode=Mode.PLAIN))
     assert "print" not in made.completion and "abs(a - b) < threshold" in made.completion
     assert made.tokens < 60  # the stream was closed at the first demo line, not read to the end
+
+
+def test_repair_can_take_its_first_round_from_a_plain_run(
+    tmp_path: Path, problems: dict[str, Problem], open_session: SessionFactory, scripted
+) -> None:
+    plain = tmp_path / "plain.jsonl"
+    options = HumanEvalOptions(out=plain, limit=2, ks=(1,), progress=False, prompt_style="chatml")
+    right_1 = problems["HumanEval/1"].canonical_solution + "```"
+    run_humaneval(options, model=scripted([WRONG, right_1]), model_name="fake", open_session=open_session)
+    # Repair asks the model only for the failing problem's repair: the first round comes from the plain run.
+    repair = HumanEvalOptions(
+        out=tmp_path / "repair.jsonl", limit=2, ks=(1,), progress=False, prompt_style="chatml",
+        generation=GenerationSettings(mode=Mode.REPAIR, rounds=2), first_attempts=plain,
+    )
+    model = scripted([RIGHT])
+    report = run_humaneval(repair, model=model, model_name="fake", open_session=open_session)
+    assert (report.problems, report.passed) == (2, 2) and not model.replies
+    assert "return False" in model.prompts[0]  # the plain attempt was shown back for repair
+    rows = read_jsonl(tmp_path / "repair.jsonl")
+    assert [r["attempts"] for r in rows] == [1, 0]
+    # Only a plain run with the same model and settings can stand in for the first round.
+    for wrong in (
+        HumanEvalOptions(out=tmp_path / "r2.jsonl", limit=2, progress=False, prompt_style="chatml",
+                         generation=GenerationSettings(mode=Mode.REPAIR, max_tokens=99), first_attempts=plain),
+        HumanEvalOptions(out=tmp_path / "r3.jsonl", limit=2, progress=False, prompt_style="chatml",
+                         generation=GenerationSettings(mode=Mode.REPAIR), first_attempts=tmp_path / "repair.jsonl"),
+        HumanEvalOptions(out=tmp_path / "r4.jsonl", limit=2, progress=False, prompt_style="chatml",
+                         first_attempts=plain),
+    ):
+        with pytest.raises(CodeloopError, match="first-attempts"):
+            run_humaneval(wrong, model=scripted([]), model_name="fake", open_session=open_session)
+    with pytest.raises(CodeloopError, match="first-attempts"):
+        run_humaneval(
+            HumanEvalOptions(out=tmp_path / "r5.jsonl", limit=2, progress=False, prompt_style="chatml",
+                             generation=GenerationSettings(mode=Mode.REPAIR), first_attempts=plain),
+            model=scripted([]), model_name="other", open_session=open_session,
+        )

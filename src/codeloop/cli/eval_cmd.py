@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.8,
         help="temperature for re-asking when a repair repeats an earlier attempt (default 0.8, seeded)",
     )
+    parser.add_argument(
+        "--first-attempts",
+        type=Path,
+        metavar="PLAIN.jsonl",
+        help="repair/trace: take each problem's first attempt from this plain run (same model and "
+        "settings) instead of generating it again",
+    )
     parser.add_argument("--n", type=int, default=1, help="samples per problem (default 1)")
     parser.add_argument("--k", default="1,10", help="pass@k values to report, comma-separated (default 1,10)")
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             prompt_style=args.prompt_style,
             progress=not args.no_progress,
+            first_attempts=args.first_attempts,
         )
         report = run_humaneval(options)
     except EvalInputError as e:

@@ -187,12 +187,21 @@ def generate_sample(
     open_session: SessionFactory | None = None,
     *,
     seed: int | None = None,
+    first: str | None = None,
 ) -> Generated:
-    """Make one completion for ``problem`` in the settings' mode."""
+    """Make one completion for ``problem`` in the settings' mode.
+
+    ``first`` is the first attempt, already made (a plain run's sample with the same model and
+    settings): the first round of repair is exactly a plain generation, so comparing modes need
+    not pay for it twice.
+    """
     started = time.perf_counter()
     conversation = Conversation.start(problem, settings.style)
-    completion, tokens = _ask(model, conversation, settings, seed)
-    attempts = 1
+    if first is None:
+        completion, tokens = _ask(model, conversation, settings, seed)
+        attempts = 1
+    else:
+        completion, tokens, attempts = first, 0, 0
     if settings.mode is Mode.PLAIN:
         return Generated(completion, attempts, None, tokens, time.perf_counter() - started)
     if open_session is None:

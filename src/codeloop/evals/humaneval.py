@@ -18,7 +18,7 @@ from codeloop.evals.progress import Progress
 from codeloop.evals.prompts import PromptStyle
 from codeloop.evals.report import EvalReport
 from codeloop.evals.results import default_results_path
-from codeloop.evals.runner import run_model_eval
+from codeloop.evals.runner import load_first_attempts, run_model_eval
 from codeloop.evals.samples import load_samples
 from codeloop.evals.sessions import SessionFactory, sandbox_factory
 
@@ -45,6 +45,7 @@ class HumanEvalOptions:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     prompt_style: str = "auto"  # overrides generation.style once the model is known
     progress: bool = True
+    first_attempts: Path | None = None  # repair/trace: round one from this plain run's samples
 
 
 def resolve_style(requested: str, model_name: str) -> PromptStyle:
@@ -125,6 +126,11 @@ def run_humaneval(
     if settings.mode is not Mode.PLAIN and settings.style is PromptStyle.COMPLETE:
         raise EvalInputError(f"--mode {settings.mode} needs a conversation: use --prompt-style chatml or chat")
     out = options.out or default_out_path(name, settings.mode)
+    first = None
+    if options.first_attempts is not None:
+        if settings.mode is Mode.PLAIN:
+            raise EvalInputError("--first-attempts seeds the first round of --mode repair or trace, not plain")
+        first = load_first_attempts(options.first_attempts, problems, model_name=name, n=options.n, settings=settings)
     return run_model_eval(
         chosen,
         problems,
@@ -138,4 +144,5 @@ def run_humaneval(
         timeout=options.timeout,
         workers=options.workers,
         show_progress=options.progress,
+        first_attempts=first,
     )

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from codeloop.evals.results import default_results_path
 from codeloop.evals.samples import Sample, number_samples
 from codeloop.evals.sessions import SessionFactory
 
-__all__ = ["generate_samples", "meta_path", "run_model_eval"]
+__all__ = ["FirstAttempts", "generate_samples", "load_first_attempts", "meta_path", "run_model_eval"]
 
 
 def meta_path(samples_path: str | os.PathLike[str]) -> Path:
@@ -56,6 +57,40 @@ def _check_meta(samples_path: Path, meta: dict[str, Any]) -> None:
         path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class FirstAttempts:
+    """First attempts taken from an earlier plain run, by (task_id, sample number)."""
+
+    source: str
+    completions: dict[tuple[str, int], str]
+
+
+# Settings a plain run must share with a repair run for its samples to be that run's first round.
+_SHARED = ("model", "n", "prompt_style", "max_tokens", "temperature", "seed")
+
+
+def load_first_attempts(
+    path: str | os.PathLike[str], all_problems: Mapping[str, Problem], *, model_name: str, n: int, settings: GenerationSettings
+) -> FirstAttempts:
+    """Read a plain run's samples as first attempts, refusing one made with other settings."""
+    path = Path(path)
+    try:
+        meta = json.loads(meta_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise EvalInputError(
+            f"--first-attempts {path}: cannot read {meta_path(path).name} ({e}); give a samples file "
+            "that codeloop generated with --mode plain"
+        ) from e
+    if meta.get("mode") != "plain":
+        raise EvalInputError(f"--first-attempts {path} was generated in {meta.get('mode')!r} mode, not plain")
+    wanted = {"model": model_name, "n": n, **settings.describe()}
+    diffs = [f"{k}: {meta.get(k)!r} there, {wanted[k]!r} here" for k in _SHARED if meta.get(k) != wanted.get(k)]
+    if diffs:
+        raise EvalInputError(f"--first-attempts {path} was made with other settings ({'; '.join(diffs)})")
+    samples = number_samples(read_jsonl(path, tolerate_torn_tail=True), all_problems, str(path))
+    return FirstAttempts(str(path.resolve()), {s.key: s.completion for s in samples})
+
+
 def _sample_seed(base: int | None, task_index: int, sample_index: int) -> int | None:
     """A distinct, reproducible seed per sample, so n > 1 samples differ and a resume repeats them."""
     if base is None:
@@ -75,10 +110,14 @@ def generate_samples(
     open_session: SessionFactory | None,
     progress: Progress | None = None,
     on_sample: Callable[[Sample], None] | None = None,
+    first_attempts: FirstAttempts | None = None,
 ) -> list[Sample]:
     """Make ``n`` samples per problem, skipping those the samples file already holds."""
     path = Path(samples_path)
-    _check_meta(path, {"benchmark": "humaneval", "model": model_name, "n": n, **settings.describe()})
+    meta = {"benchmark": "humaneval", "model": model_name, "n": n, **settings.describe()}
+    if first_attempts is not None:
+        meta["first_attempts"] = first_attempts.source
+    _check_meta(path, meta)
     existing = number_samples(read_jsonl(path, tolerate_torn_tail=True), all_problems, str(path)) if path.exists() else []
     have = {s.key: s for s in existing}
     todo = [(i, p, j) for i, p in enumerate(problems) for j in range(n) if (p.task_id, j) not in have]
@@ -87,8 +126,9 @@ def generate_samples(
         progress.done = progress.total - len(todo)
     with JsonlAppender(path) as out:
         for task_index, problem, j in todo:
+            first = None if first_attempts is None else first_attempts.completions.get((problem.task_id, j))
             made = generate_sample(
-                problem, model, settings, open_session, seed=_sample_seed(settings.seed, task_index, j)
+                problem, model, settings, open_session, seed=_sample_seed(settings.seed, task_index, j), first=first
             )
             record = {"task_id": problem.task_id, "completion": made.completion, **made.record_fields()}
             out.append(record)
@@ -117,6 +157,7 @@ def run_model_eval(
     timeout: float,
     workers: int | None,
     show_progress: bool = True,
+    first_attempts: FirstAttempts | None = None,
 ) -> EvalReport:
     """Generate (or finish generating) the samples, then check them all and report."""
     started = time.perf_counter()
@@ -131,6 +172,7 @@ def run_model_eval(
         model_name=model_name,
         open_session=open_session,
         progress=gen_progress,
+        first_attempts=first_attempts,
     )
     generation_seconds = time.perf_counter() - started
     report = evaluate_samples(
