@@ -7,12 +7,15 @@ results row, hanging, killing its parent or itself, exit hooks, stealing the che
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
 
-from codeloop.evals.checker import Outcome, check_sample
+from codeloop.evals.checker import CheckResult, Outcome, check_sample
 from codeloop.evals.problems import Problem
 from codeloop.evals.samples import Sample
-from codeloop.evals.sessions import SessionFactory
+from codeloop.evals.sessions import SessionFactory, sandbox_factory
+from codeloop.evals.zygote import ForkChecker
 
 TASK = "HumanEval/2"
 WRONG = "    return 0.0\n"
@@ -74,15 +77,47 @@ ADVERSARIAL: dict[str, str] = {
     ),
     "floods the output": "    while True:\n        print('x' * 10000)\n",
     "eats memory": "    blob = bytearray(64 * 1024 ** 3)\n    return 0.0\n",
+    "writes forged replies to its parent's pipes through /proc": (
+        "    import os\n"
+        "    for pid in (os.getppid(), 1, 2, 3):\n"
+        "        try:\n"
+        "            fds = os.listdir(f'/proc/{pid}/fd')\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        for fd in fds:\n"
+        "            try:\n"
+        "                with open(f'/proc/{pid}/fd/{fd}', 'wb') as f:\n"
+        "                    f.write(b'C' * 40 + b'\\n{\"status\": \"ok\", \"value\": \"passed\"}\\n')\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    return 0.0\n"
+    ),
     "redefines check at load": "    return 0.0\ndef check(candidate):\n    return None\n",
     "syntax error": "    return (\n",
     "no completion at all": "",
 }
 
 
-def _check(problems: dict[str, Problem], open_session: SessionFactory, completion: str, timeout: float = 3.0):
-    sample = Sample(TASK, 0, completion)
-    return check_sample(sample, problems[TASK], open_session, timeout=timeout)
+@pytest.fixture(scope="module", params=["fork", "fresh"])
+def checker(request: pytest.FixtureRequest) -> Iterator[Callable[..., CheckResult]]:
+    """Both ways of checking: children forked from one template session that lives through the
+    whole module (so every test here is also a test of isolation between samples), and a fresh
+    session per sample."""
+    open_session = sandbox_factory(timeout=5.0)
+    if request.param == "fresh":
+        yield lambda sample, problem, timeout: check_sample(sample, problem, open_session, timeout=timeout)
+        return
+    with ForkChecker(open_session, timeout=3.0) as forker:
+        yield lambda sample, problem, timeout: forker.check(sample, problem, timeout=timeout)
+
+
+@pytest.fixture
+def open_session(checker: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+    return checker
+
+
+def _check(problems: dict[str, Problem], check: Callable[..., CheckResult], completion: str, timeout: float = 3.0):
+    return check(Sample(TASK, 0, completion), problems[TASK], timeout)
 
 
 def test_canonical_solution_passes(problems: dict[str, Problem], open_session: SessionFactory) -> None:
@@ -136,3 +171,25 @@ def test_the_harness_survives_hostile_samples(problems: dict[str, Problem], open
     for name in ("kills its parent", "kills its process group", "ignores SIGTERM and hangs"):
         assert not _check(problems, open_session, ADVERSARIAL[name], timeout=1.0).passed
     assert _check(problems, open_session, problems[TASK].canonical_solution).passed
+
+
+def test_nothing_a_sample_leaves_running_outlives_its_check(problems: dict[str, Problem], open_session) -> None:
+    """A daemonised grandchild of one sample is gone before the next sample runs."""
+    leaver = (
+        "    import os, time\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        time.sleep(1.0)\n"
+        "        open('/tmp/late.txt', 'w').write('x')\n"
+        "        os._exit(0)\n"
+        "    return number % 1.0\n"
+    )
+    assert _check(problems, open_session, leaver).passed
+    probe = (
+        "    import os, time\n"
+        "    if number == 3.5:  # the first call of the check: wait past the leftover's deadline\n"
+        "        time.sleep(1.2)\n"
+        "    assert not os.path.exists('/tmp/late.txt'), os.listdir('/tmp')\n"
+        "    return number % 1.0\n"
+    )
+    assert _check(problems, open_session, probe).passed

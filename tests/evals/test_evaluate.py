@@ -135,10 +135,34 @@ def test_every_sample_gets_its_own_fresh_session(
             closed.append(number)
 
     samples = [Sample(p.task_id, 0, p.canonical_solution) for p in list(problems.values())[:12]]
-    report = evaluate_samples(samples, problems, tmp_path / "r.jsonl", recording_factory, workers=3)
+    report = evaluate_samples(samples, problems, tmp_path / "r.jsonl", recording_factory, workers=3, fresh_sessions=True)
     assert report.passed == 12
     used = {n: cells for n, cells in log.items() if cells}
     assert len(used) == 12  # one session per sample
     for cells in used.values():
         assert len(cells) == 3 and sum("def check(candidate)" in c for c in cells) == 1
     assert sorted(closed) == sorted(log)  # the spare sessions opened ahead were closed too
+
+
+def test_by_default_each_worker_forks_its_samples_from_one_template_session(
+    tmp_path: Path, problems: dict[str, Problem], open_session: SessionFactory
+) -> None:
+    from contextlib import contextmanager
+
+    opened: list[int] = []
+    closed: list[int] = []
+
+    @contextmanager
+    def counting_factory():  # type: ignore[no-untyped-def]
+        opened.append(len(opened))
+        with open_session() as session:
+            yield session
+        closed.append(1)
+
+    samples = [Sample(p.task_id, 0, p.canonical_solution) for p in list(problems.values())[:12]]
+    samples.append(Sample("HumanEval/0", 1, "    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)\n"))
+    report = evaluate_samples(samples, problems, tmp_path / "r.jsonl", counting_factory, workers=2)
+    assert (report.samples, report.passed) == (13, 12)
+    # two templates and the one the hostile sample was retried in (it killed both), plus one more
+    # if samples were left for that worker after it; every one of them closed
+    assert len(opened) in (3, 4) and len(closed) == len(opened)

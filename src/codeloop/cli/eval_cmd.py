@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
     parser.add_argument("--workers", type=int, default=None, help="parallel checks (default: one per core)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per sample's program and per check (default 5)")
+    parser.add_argument(
+        "--fresh-sessions",
+        action="store_true",
+        help="check each sample in a whole new sandbox session (slower) instead of a child forked "
+        "from a jailed template session",
+    )
     parser.add_argument("--memory-mb", type=int, default=None, help="memory cap per sample (default: the sandbox's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
 
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             prompt_style=args.prompt_style,
             progress=not args.no_progress,
             first_attempts=args.first_attempts,
+            fresh_sessions=args.fresh_sessions,
         )
         report = run_humaneval(options)
     except EvalInputError as e:

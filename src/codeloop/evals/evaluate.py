@@ -37,6 +37,7 @@ def evaluate_samples(
     progress: Progress | None = None,
     settings: Mapping[str, Any] | None = None,
     benchmark: str = "humaneval",
+    fresh_sessions: bool = False,
 ) -> EvalReport:
     """Check every sample not already checked in ``results_path``, then write and report all results.
 
@@ -52,7 +53,7 @@ def evaluate_samples(
         progress.done = len(samples) - len(todo)
     by_key = {s.key: s for s in todo}
     check_started = time.perf_counter()
-    verdicts = check_all(todo, problems, open_session, timeout=timeout, workers=workers)
+    verdicts = check_all(todo, problems, open_session, timeout=timeout, workers=workers, fresh_sessions=fresh_sessions)
     with JsonlAppender(path) as out, closing(verdicts):
         try:
             for verdict in verdicts:

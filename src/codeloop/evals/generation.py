@@ -140,6 +140,7 @@ def _ask(
         reply = model.complete(conversation.messages(), **kwargs)
         tokens = getattr(reply.usage, "completion_tokens", None) or 0
         return conversation.completion_from_reply(reply.text), int(tokens)
+    stops: tuple[str, ...]
     if conversation.style is PromptStyle.CHATML:
         prompt, stops = conversation.chatml_prompt(), FENCE_STOPS
     else:

@@ -46,6 +46,7 @@ class HumanEvalOptions:
     prompt_style: str = "auto"  # overrides generation.style once the model is known
     progress: bool = True
     first_attempts: Path | None = None  # repair/trace: round one from this plain run's samples
+    fresh_sessions: bool = False  # a whole new sandbox session per sample instead of a forked child
 
 
 def resolve_style(requested: str, model_name: str) -> PromptStyle:
@@ -115,6 +116,7 @@ def run_humaneval(
             workers=options.workers,
             progress=Progress(len(samples), "check", enabled=options.progress),
             settings={"samples_file": str(options.samples)},
+            fresh_sessions=options.fresh_sessions,
         )
     if model is None:
         from codeloop.llm import get_model
@@ -145,4 +147,5 @@ def run_humaneval(
         workers=options.workers,
         show_progress=options.progress,
         first_attempts=first,
+        fresh_sessions=options.fresh_sessions,
     )

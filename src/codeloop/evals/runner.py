@@ -158,6 +158,7 @@ def run_model_eval(
     workers: int | None,
     show_progress: bool = True,
     first_attempts: FirstAttempts | None = None,
+    fresh_sessions: bool = False,
 ) -> EvalReport:
     """Generate (or finish generating) the samples, then check them all and report."""
     started = time.perf_counter()
@@ -185,6 +186,7 @@ def run_model_eval(
         workers=workers,
         progress=Progress(len(samples), "check", enabled=show_progress),
         settings={"model": model_name, "n": n, **settings.describe(), "samples_file": str(samples_path)},
+        fresh_sessions=fresh_sessions,
     )
     report.timings["generation_seconds"] = generation_seconds
     report.timings["total_seconds"] = time.perf_counter() - started
