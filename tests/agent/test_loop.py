@@ -342,3 +342,12 @@ def test_repeating_a_typed_answer_restarts_the_task_with_a_note(
     assert restated.startswith("What is 20 factorial?\n\nNote: An earlier attempt only printed a value")
     assert model.calls[2]["temperature"] == 0.7
     assert result.answer == "It is 2432902008176640000."
+
+
+def test_a_reply_stuck_in_a_loop_is_stopped_early(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
+    looping = "```python\nprint(sum(range(5)))\n" + "print('again and again')\n" * 300
+    model = fake_model(looping, "It is 10.")
+    result = Agent(model, sandbox=sandbox).run("sum of 0..4?")
+    assert model.calls[0]["closed_early"]
+    assert len(model.calls[0]["sent"]) < 600  # stopped a few lines into the loop, not at the end
+    assert result.answer == "It is 10."

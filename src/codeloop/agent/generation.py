@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from codeloop.agent.parsing import cut_after_first_block
 from codeloop.agent.result import Usage
+from codeloop.llm.repetition import degenerate_tail
 
 __all__ = ["STOP_SEQUENCES", "Generation", "ModelLike", "generate"]
 
@@ -92,6 +93,9 @@ def generate(
                 on_text(text[shown:])
                 shown = len(text)
             if finish == "cut":
+                break
+            if ("\n" in piece or chunks % 16 == 0) and degenerate_tail(text):
+                finish = "repetition"  # the model is looping: stop instead of spending the budget
                 break
             if deadline is not None and time.monotonic() > deadline:
                 finish = "deadline"

@@ -26,6 +26,7 @@ from codeloop.evals.problems import Problem
 from codeloop.evals.prompts import COMPLETE_STOPS, FENCE_STOPS, Conversation, PromptStyle, definitions_end
 from codeloop.evals.sessions import SessionFactory
 from codeloop.evals.visible import VisibleReport, run_visible
+from codeloop.llm.repetition import degenerate_tail
 from codeloop.sandbox.tracing import TraceLimits
 
 __all__ = ["Generated", "GenerationSettings", "Mode", "TextModel", "generate_sample"]
@@ -164,6 +165,8 @@ def _continue_body(stream: _StreamLike) -> tuple[str, int]:
                 cut = definitions_end(text)
                 if cut is not None:
                     break
+            if ("\n" in chunk or chunks % 16 == 0) and degenerate_tail(text):
+                break  # looping: the attempt is what it is, without the rest of the budget
     finally:
         stream.close()
     reply = stream.reply
