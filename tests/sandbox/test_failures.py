@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from codeloop.errors import SandboxError
 from codeloop.sandbox import RunStatus, Sandbox
 
 HUNG = (
@@ -180,3 +181,20 @@ def test_a_cell_too_big_to_send_is_refused_and_loses_nothing(sb: Sandbox, monkey
     after = sb.run("state")
     assert after.ok and after.value == "'kept'" and not after.restarted
     assert after.cell == 2  # the refused cell took no number
+
+
+@pytest.mark.parametrize("jail", [True, False])
+def test_a_worker_that_cannot_start_is_a_sandbox_error_not_a_crashed_cell(jail: bool) -> None:
+    """One clear error, instead of every cell coming back "crashed" (and an agent repairing forever)."""
+    with Sandbox(python="/usr/bin/false", jail=jail, timeout=10) as sb:
+        with pytest.raises(SandboxError, match=r"could not start.*exited with code 1"):
+            sb.run("1 + 1")
+        with pytest.raises(SandboxError, match="could not start"):
+            sb.run("1 + 1")  # and again on the next call: nothing pretends to work
+
+
+def test_a_cell_that_kills_the_worker_first_thing_is_still_a_crash() -> None:
+    with Sandbox(timeout=10) as sb:
+        result = sb.run("import os\nos._exit(3)")
+        assert result.status == "crashed" and result.restarted
+        assert sb.run("1 + 1").value == "2"

@@ -164,6 +164,10 @@ def _send(fd: int, pending: memoryview) -> memoryview | None:
         return None
 
 
+#: the id of the one frame a worker sends unasked, once it is ready (worker.py READY_ID)
+READY_ID = "ready"
+
+
 def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, capture: Capture) -> Outcome:
     """Send ``frame`` and collect output until the reply with ``nonce``, a death, or the deadline."""
     capture.attach(proc)
@@ -222,6 +226,9 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
                     for message in frames:
                         if message.get("id") == nonce:
                             return Outcome(Ending.REPLY, reply=message, forged=forged)
+                        if message.get("id") == READY_ID and not proc.ready:
+                            proc.ready = True
+                            continue
                         forged += 1
             if pending and request_ready:
                 pending = _send(request_fd, pending)
@@ -235,6 +242,8 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
                     for message in proc.reader.feed(_read(reply_fd) or b""):
                         if message.get("id") == nonce:
                             return Outcome(Ending.REPLY, reply=message, forged=forged)
+                        if message.get("id") == READY_ID:
+                            proc.ready = True
                 except ProtocolError:
                     pass
                 return Outcome(Ending.DIED, forged=forged)

@@ -59,6 +59,8 @@ class WorkerProcess:
     on_reaped: Callable[[], None] | None = None
     #: jail: whether the kernel killed the session for memory (its cgroup says so)
     oom_check: Callable[[], bool | None] | None = None
+    #: the worker said it was ready for requests; one that dies before did not start
+    ready: bool = False
 
     def __post_init__(self) -> None:
         self.open_outputs = {self.pipes.stdout, self.pipes.stderr}

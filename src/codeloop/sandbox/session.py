@@ -378,12 +378,25 @@ class Sandbox:
             assert proc is not None
             proc.wait_exit(1.0, sink)  # let it finish dying by itself, so its own exit status is reported
             proc.stop(self.stop_grace, sink)  # it may still run (closed its reply pipe): make sure
+            if not proc.ready:  # it died before it could take a request: not the cell's doing
+                self._not_started(proc, sink)
             memory = proc.killed_from_outside()
             result.status = RunStatus.MEMORY if memory else RunStatus.CRASHED
             why = proc_exit_text(proc)
             if memory:
                 why += " (the kernel's out-of-memory killer does this when memory runs out)"
             self._stop_and_replace(result, f"the worker {why}", sink)
+
+    def _not_started(self, proc: WorkerProcess, sink: Callable[[int, bytes], None]) -> None:
+        """Raise SandboxError for a worker that died before it was ready, with what it printed."""
+        said = ""
+        if isinstance(sink, Capture):
+            said = (sink.text("stderr") + sink.text("stdout")).strip()
+        detail = f": {said[-1500:]}" if said else ""
+        raise SandboxError(
+            f"the sandbox worker could not start ({proc_exit_text(proc)}; interpreter "
+            f"{self._template.python}){detail}"
+        )
 
     def _stop_and_replace(self, result: RunResult, why: str, sink: Callable[[int, bytes], None]) -> None:
         proc = self._res.proc

@@ -114,6 +114,8 @@ def write_frame(fd, body):
             view = view[os.write(fd, view) :]
 
 
+#: the id of the frame a worker sends once, when it is ready for requests
+READY_ID = b"ready"
 _OK_BODY = b'{"status":"ok","id":"%s"}'
 _OK_HEAD = (len(_OK_BODY) - 2 + 16).to_bytes(4, "big") + _OK_BODY[:-4]  # for a 16-byte nonce
 
@@ -508,7 +510,9 @@ def main():
     namespace["__builtins__"] = sys.modules["builtins"]
     sys.modules["__main__"] = module  # pickle finds classes and functions defined in cells
     files = _Files(session_dir)
-
+    # Tell the host the worker is up: a worker that dies before this line failed to start (a
+    # missing interpreter, a jail it cannot enter), which the host reports as such, not as a crash.
+    send_reply(reply_fd, {"status": "ready"}, READY_ID)
     serve(requests, reply_fd, namespace, files, stdio)
 
 
