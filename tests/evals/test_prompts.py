@@ -102,3 +102,16 @@ def test_missing_standard_imports_are_appended(problems) -> None:
     namespace: dict[str, object] = {}
     exec(problem.prompt + completion, namespace)
     assert namespace["string_to_md5"]("Hello world") == "3e25960a79dbc69b674cd4ec67a72c62"
+
+
+def test_instruct_style_prefills_evalplus_reply_prefix_and_takes_the_script(problems) -> None:
+    problem = problems["HumanEval/2"]
+    conv = Conversation.start(problem, PromptStyle.INSTRUCT)
+    prompt = conv.chatml_prompt()
+    assert "self-contained Python script" in prompt and problem.prompt.strip() in prompt
+    assert prompt.endswith("passes corresponding tests:\n```python\n")
+    reply = "def truncate_number(number: float) -> float:\n    return number % 1.0\n\nprint(truncate_number(3.5))\n```\nDone."
+    completion = conv.completion_from_reply(reply)
+    assert completion == "\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n"
+    conv.retry(completion, "It failed.")
+    assert conv.turns[1][1].startswith("Below is a Python script") and "return number % 1.0\n```" in conv.turns[1][1]

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, default=512, help="tokens per model reply (default 512)")
     parser.add_argument(
         "--prompt-style",
-        choices=["auto", "chatml", "chat", "complete"],
+        choices=["auto", "chatml", "instruct", "chat", "complete"],
         default="auto",
         help="auto: ChatML prefill for the bundled models, chat otherwise",
     )

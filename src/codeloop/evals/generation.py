@@ -142,7 +142,7 @@ def _ask(
         tokens = getattr(reply.usage, "completion_tokens", None) or 0
         return conversation.completion_from_reply(reply.text), int(tokens)
     stops: tuple[str, ...]
-    if conversation.style is PromptStyle.CHATML:
+    if conversation.style in (PromptStyle.CHATML, PromptStyle.INSTRUCT):
         prompt, stops = conversation.chatml_prompt(), FENCE_STOPS
     else:
         prompt, stops = conversation.problem.prompt, COMPLETE_STOPS

@@ -55,7 +55,7 @@ def resolve_style(requested: str, model_name: str) -> PromptStyle:
         try:
             return PromptStyle(requested)
         except ValueError as e:
-            raise EvalInputError(f"unknown prompt style {requested!r}: use auto, chatml, chat or complete") from e
+            raise EvalInputError(f"unknown prompt style {requested!r}: use auto, chatml, instruct, chat or complete") from e
     local = not model_name.startswith(("openai:", "ollama:"))
     return PromptStyle.CHATML if local and any(m in model_name.lower() for m in _CHATML_MODELS) else PromptStyle.CHAT
 

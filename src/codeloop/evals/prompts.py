@@ -42,6 +42,17 @@ REPAIR_INSTRUCTION = (
     "{feedback}\n\nFix the function so that it behaves as its docstring says. "
     "Reply with the complete corrected code in one ```python block."
 )
+# EvalPlus's template for instruction-tuned models (the one model reports such as Qwen2.5-Coder's
+# are measured with), under Qwen's default system prompt; the reply is prefilled up to the fence.
+INSTRUCT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+INSTRUCT_INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:\n"
+    "```\n{prompt}\n```"
+)
+INSTRUCT_PREFIX = (
+    "Below is a Python script with a self-contained function that solves the problem and passes "
+    "corresponding tests:\n```python\n"
+)
 # Codex-era stops for raw completion: the next top-level statement ends the function body.
 COMPLETE_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ", "\n#", "\n```")
 FENCE_STOPS = ("\n```", "```\n", "<|im_end|>", "<|endoftext|>")
@@ -77,6 +88,7 @@ def definitions_end(text: str) -> int | None:
 
 class PromptStyle(StrEnum):
     CHATML = "chatml"
+    INSTRUCT = "instruct"
     CHAT = "chat"
     COMPLETE = "complete"
 
@@ -133,7 +145,10 @@ class Conversation:
     @classmethod
     def start(cls, problem: Problem, style: PromptStyle, notes: str | None = None) -> Conversation:
         """The task; ``notes`` (what an earlier attempt got wrong) are added without its code."""
-        task = TASK_INSTRUCTION.format(prompt=problem.prompt)
+        if style is PromptStyle.INSTRUCT:
+            task = INSTRUCT_INSTRUCTION.format(prompt=problem.prompt.strip())
+        else:
+            task = TASK_INSTRUCTION.format(prompt=problem.prompt)
         if notes:
             task += "\n\nNote: an earlier attempt was wrong. " + notes
         return cls(problem, style, [("user", task)])
@@ -144,7 +159,10 @@ class Conversation:
         Keeping only the latest round keeps the prompt short: small context windows, and on a
         CPU every prompt token costs time.
         """
-        attempt = f"```python\n{self.problem.prompt}{completion.strip(chr(10))}\n```"
+        if self.style is PromptStyle.INSTRUCT:
+            attempt = INSTRUCT_PREFIX + completion.strip("\n") + "\n```"
+        else:
+            attempt = f"```python\n{self.problem.prompt}{completion.strip(chr(10))}\n```"
         self.turns = [
             self.turns[0],
             ("assistant", attempt),
@@ -152,10 +170,13 @@ class Conversation:
         ]
 
     def chatml_prompt(self) -> str:
-        """The whole conversation in ChatML, ending in an assistant turn prefilled with the prompt."""
-        parts = [f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"]
+        """The whole conversation in ChatML, ending in a prefilled assistant turn: the problem's
+        prompt (``chatml``: the model writes the body) or EvalPlus's reply prefix (``instruct``:
+        the model writes the whole script)."""
+        instruct = self.style is PromptStyle.INSTRUCT
+        parts = [f"<|im_start|>system\n{INSTRUCT_SYSTEM if instruct else SYSTEM_PROMPT}<|im_end|>\n"]
         parts += [f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in self.turns]
-        parts.append(f"<|im_start|>assistant\n```python\n{self.problem.prompt}")
+        parts.append("<|im_start|>assistant\n" + (INSTRUCT_PREFIX if instruct else f"```python\n{self.problem.prompt}"))
         return "".join(parts)
 
     def messages(self) -> list[dict[str, str]]:
@@ -172,6 +193,8 @@ class Conversation:
         if self.style is PromptStyle.CHAT:
             code = extract_block(text).strip("\n")
             completion = "\n" + sanitize(code, entry) + "\n"
+        elif self.style is PromptStyle.INSTRUCT:  # the reply is the script, up to the closing fence
+            completion = "\n" + sanitize(text.split("```", 1)[0].strip("\n"), entry).strip("\n") + "\n"
         else:
             # chatml and complete: the reply continues the prompt, i.e. it starts with the function body.
             program = sanitize(prompt + text.split("```", 1)[0], entry, first_line=prompt.count("\n") + 1)
