@@ -134,6 +134,10 @@ class _Zygote:
             pass
         if self.sweep:  # own pid namespace and uid: everything else this uid runs is a leftover
             self._sweep()
+        try:
+            os.chmod(self.root, 0o700)  # a sample may have taken write access away from its directory
+        except OSError:
+            pass
         self._clean(self.root, self.keep_root)
         if self.tmp:
             self._clean(self.tmp, self.keep_tmp)
