@@ -193,3 +193,14 @@ def test_nothing_a_sample_leaves_running_outlives_its_check(problems: dict[str, 
         "    return number % 1.0\n"
     )
     assert _check(problems, open_session, probe).passed
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["fork", "fresh"])
+def test_all_164_canonical_solutions_pass(problems: dict[str, Problem], fresh: bool) -> None:
+    from codeloop.evals.parallel import check_all
+
+    assert len(problems) == 164
+    samples = [Sample(p.task_id, 0, p.canonical_solution) for p in problems.values()]
+    verdicts = list(check_all(samples, problems, sandbox_factory(timeout=10.0), timeout=5.0, fresh_sessions=fresh))
+    failed = [(v.task_id, v.result) for v in verdicts if not v.passed]
+    assert len(verdicts) == 164 and not failed, failed
