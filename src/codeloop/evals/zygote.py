@@ -10,7 +10,7 @@ every child. ``docs/evals.md`` describes what a sample can and cannot do.
 
 from __future__ import annotations
 
-import ast
+import json
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,7 +20,7 @@ from codeloop.errors import SandboxError
 from codeloop.evals.checker import CheckResult, Outcome, program_cell
 from codeloop.evals.problems import Problem
 from codeloop.evals.samples import Sample
-from codeloop.evals.sessions import Session, SessionFactory, error_summary
+from codeloop.evals.sessions import CellResult, Session, SessionFactory, error_summary
 
 __all__ = ["ForkChecker", "check_source"]
 
@@ -30,6 +30,18 @@ _TEMPLATE = Path(__file__).with_name("zygote_cell.py").read_text(encoding="utf-8
 def check_source(problem: Problem) -> str:
     """The hidden test and the call of ``check`` (the child adds the guard and the token)."""
     return f"{problem.test}\n\ncheck({problem.entry_point})\n"
+
+
+def _verdict(result: CellResult) -> tuple[str, str, str] | None:
+    """``(outcome, text, stage)`` from a check cell's last stdout line; None if there is none."""
+    if result.status != "ok":
+        return None
+    lines = result.stdout.strip().splitlines()
+    try:
+        outcome, text, stage = json.loads(lines[-1])
+    except (IndexError, ValueError, TypeError):
+        return None
+    return str(outcome), str(text), str(stage)
 
 
 class ForkChecker:
@@ -74,16 +86,20 @@ class ForkChecker:
         """The verdict on one sample; a template that died is replaced and the sample retried once."""
         started = time.perf_counter()
         timeout = self.timeout if timeout is None else timeout
+        # The verdict comes back as one JSON line on the template's stdout (the children's goes to
+        # /dev/null): json is safe to parse from many threads, where CPython 3.11's ast is not
+        # (ast.literal_eval in two threads can raise "AST constructor recursion depth mismatch").
         cell = (
-            f"_codeloop_zygote.check({program_cell(problem, sample.completion)!r}, "
-            f"{check_source(problem)!r}, {timeout!r})"
+            f"print(__import__('json').dumps(_codeloop_zygote.check({program_cell(problem, sample.completion)!r}, "
+            f"{check_source(problem)!r}, {timeout!r})))"
         )
         for attempt in range(2):
             session = self._session or self._start()
             # The template enforces the sample's timeouts; this bound is for the template itself.
             result = session.run(cell, timeout=2 * timeout + 10)
-            if result.status == "ok" and result.value:
-                outcome, text, stage = ast.literal_eval(result.value)
+            verdict = _verdict(result)
+            if verdict is not None:
+                outcome, text, stage = verdict
                 return CheckResult(
                     sample.task_id,
                     sample.completion_id,
