@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -201,6 +202,18 @@ def test_ctrl_c_during_generation_keeps_the_session(sandbox: Sandbox, fake_model
     assert sandbox.run("kept").value == "1"
 
 
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Python's usual Ctrl-C handler, even when the suite runs under a parent that ignores SIGINT
+    (a background job): a user's Ctrl-C at a terminal relies on it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_a_cell_restarts_the_worker(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     sandbox.run("kept = 1")
     model = fake_model(code("import time\ntime.sleep(20)"))

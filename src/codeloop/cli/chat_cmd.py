@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -209,6 +210,10 @@ class ChatSession:
 
 def run(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started by something that ignores SIGINT (a background job, nohup): at a terminal the
+        # user's Ctrl-C must still interrupt the running cell or generation.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     printer = ConsolePrinter(sys.stdout)
     session = ChatSession(args, printer)
     try:
