@@ -93,14 +93,25 @@ def find_root() -> tuple[CgroupRoot | None, str]:
 
 
 def _remove_stale(container: Path) -> None:
-    """Delete the groups of codeloop processes that died without cleaning up."""
-    for d in container.glob("codeloop-*"):
+    """Delete the groups of codeloop processes that died without cleaning up.
+
+    Best effort: other codeloop processes starting at the same moment clean up the same groups,
+    so one may vanish between listing and removal; that must never stop this process starting.
+    """
+    try:
+        stale = list(container.glob("codeloop-*"))
+    except OSError:
+        return
+    for d in stale:
         pid = d.name.removeprefix("codeloop-")
         if not pid.isdigit() or Path(f"/proc/{pid}").exists():
             continue
-        for child in d.iterdir():
-            if child.is_dir():
-                SessionCgroup(CgroupRoot(1, {}), {"stale": child}).remove()
+        try:
+            children = [child for child in d.iterdir() if child.is_dir()]
+        except OSError:  # removed meanwhile by another process's cleanup
+            continue
+        for child in children:
+            SessionCgroup(CgroupRoot(1, {}), {"stale": child}).remove()
         with contextlib.suppress(OSError):
             d.rmdir()
 
