@@ -176,6 +176,7 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
     poller = proc.poller
     outputs = proc.open_outputs
     forged = 0
+    saw_ready = False
     try:
         sent = os.write(request_fd, frame)
     except BlockingIOError:
@@ -225,9 +226,15 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
                         return Outcome(Ending.PROTOCOL, detail=str(e), forged=forged)
                     for message in frames:
                         if message.get("id") == nonce:
+                            if saw_ready:
+                                # This read began with the worker's ready frame, so this poll
+                                # could not yet see the output the cell wrote before its reply.
+                                _drain(proc, capture, set(outputs))
+                                if capture.over_limit:
+                                    return Outcome(Ending.OUTPUT_LIMIT, forged=forged)
                             return Outcome(Ending.REPLY, reply=message, forged=forged)
                         if message.get("id") == READY_ID and not proc.ready:
-                            proc.ready = True
+                            proc.ready = saw_ready = True
                             continue
                         forged += 1
             if pending and request_ready:
