@@ -52,7 +52,6 @@ class ForkChecker:
         self.timeout = timeout
         self._context: AbstractContextManager[Session] | None = None
         self._session: Session | None = None
-        self.starts = 0
 
     def __enter__(self) -> ForkChecker:
         return self
@@ -66,7 +65,6 @@ class ForkChecker:
         context = self._open_session()
         session = context.__enter__()
         self._context, self._session = context, session
-        self.starts += 1
         isolation = getattr(session, "isolation", {}) or {}
         # Killing every process of the session's uid is right only inside its own pid namespace
         # with a uid of its own; anywhere else it could reach processes that are not the sample's.
@@ -93,32 +91,19 @@ class ForkChecker:
             f"print(__import__('json').dumps(_codeloop_zygote.check({program_cell(problem, sample.completion)!r}, "
             f"{check_source(problem)!r}, {timeout!r})))"
         )
-        for attempt in range(2):
+        for _ in range(2):
             session = self._session or self._start()
             # The template enforces the sample's timeouts; this bound is for the template itself.
             result = session.run(cell, timeout=2 * timeout + 10)
             verdict = _verdict(result)
             if verdict is not None:
                 outcome, text, stage = verdict
-                return CheckResult(
-                    sample.task_id,
-                    sample.completion_id,
-                    Outcome(outcome),
-                    text,
-                    stage,
-                    "ok" if outcome == "passed" else "error",
-                    time.perf_counter() - started,
-                )
+                status = "ok" if outcome == "passed" else "error"
+                break
             # The template died (the sample killed it, or the sandbox failed): start a new one.
             self.close()
-            if attempt == 1:
-                return CheckResult(
-                    sample.task_id,
-                    sample.completion_id,
-                    Outcome.FAILED,
-                    "failed: the process died (exit, kill or crash)",
-                    "program",
-                    str(result.status),
-                    time.perf_counter() - started,
-                )
-        raise AssertionError("unreachable")
+        else:
+            outcome, text, stage = "failed", "failed: the process died (exit, kill or crash)", "program"
+            status = str(result.status)
+        duration = time.perf_counter() - started
+        return CheckResult(sample.task_id, sample.completion_id, Outcome(outcome), text, stage, status, duration)

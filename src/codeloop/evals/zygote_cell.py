@@ -54,21 +54,18 @@ class _Zygote:
         self.tmp = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
         self.keep_root = set(os.listdir(self.root))
         self.keep_tmp = set(os.listdir(self.tmp)) if self.tmp else set()
-        self.count = 0
-        self.dumpable = self._no_dump()
+        self._no_dump()
 
     @staticmethod
     def _no_dump():
         try:
             import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            return libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         except (OSError, AttributeError):
-            return True
+            pass
 
     def check(self, program, check_src, timeout):
-        self.count += 1
         token = secrets.token_hex(16)
         result_r, result_w = os.pipe()
         gc.freeze()  # the template's objects stay out of the child's collections: fewer copied pages
