@@ -168,13 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare", action="append", default=[], help="extra arguments of another configuration"
     )
+    parser.add_argument(
+        "--tasks",
+        type=Path,
+        default=TASKS_DIR,
+        help="folder of *.jsonl task files (default: bench/tasks; bench/heldout is the held-out set)",
+    )
     parser.add_argument("--ids", default="", help="comma-separated task ids to run (default: all)")
     parser.add_argument("--limit", type=int, default=0, help="run only the first N tasks")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per task before giving up")
     parser.add_argument("--out", type=Path, default=None, help="write per-task results as JSONL here")
     args = parser.parse_args(argv)
 
-    tasks = load_tasks()
+    tasks = load_tasks(args.tasks)
+    if not tasks:
+        raise SystemExit(f"no tasks in {args.tasks}")
     if args.ids:
         wanted = set(args.ids.split(","))
         tasks = [t for t in tasks if t["id"] in wanted]
