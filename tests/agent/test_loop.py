@@ -25,7 +25,7 @@ from codeloop.agent import (
     Strategy,
 )
 from codeloop.agent.checks import NOT_COMPUTED, SAME_FAILING_CODE
-from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE
+from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, TASK_INSTRUCTION
 from codeloop.errors import ConfigError, ModelError
 from codeloop.sandbox import Sandbox
 
@@ -47,7 +47,8 @@ def test_code_runs_and_the_model_answers(sandbox: Sandbox, fake_model: type[Fake
     # The second call saw the output as data, after the few-shot turns and the task.
     last = model.calls[1]["messages"][-1]
     assert last["role"] == "user" and "```text\n42\n```" in last["content"]
-    assert model.calls[1]["messages"][-3]["content"] == "What is 6 times 7?"
+    task = model.calls[1]["messages"][-3]["content"]
+    assert task == "What is 6 times 7?\n\n" + TASK_INSTRUCTION  # the instruction restated after it
     assert result.usage.calls == 2 and result.usage.completion_tokens > 0
     assert result.timings.total_s >= result.timings.model_s
     assert "".join(e.text for e in events if isinstance(e, ModelText)).startswith("```python")
@@ -352,7 +353,9 @@ def test_repeating_a_typed_answer_restarts_the_task_with_a_note(
     result = Agent(model, sandbox=sandbox).run("What is 20 factorial?")
     assert [s.observation for s in result.steps[:2]] == [NOT_COMPUTED, SAME_FAILING_CODE]
     restated = model.calls[2]["messages"][-1]["content"]
-    assert restated.startswith("What is 20 factorial?\n\nNote: An earlier attempt only printed a value")
+    assert restated.startswith(
+        f"What is 20 factorial?\n\n{TASK_INSTRUCTION}\n\nNote: An earlier attempt only printed a value"
+    )
     assert model.calls[2]["temperature"] == 0.7
     assert result.answer == "It is 2432902008176640000."
 

@@ -13,7 +13,7 @@ from types import TracebackType
 from codeloop.agent.cells import SessionLike
 from codeloop.agent.events import AgentEvent, EventHandler
 from codeloop.agent.generation import ModelLike
-from codeloop.agent.prompts import SYSTEM_PROMPT, few_shot_messages
+from codeloop.agent.prompts import SYSTEM_PROMPT, few_shot_messages, task_message
 from codeloop.agent.result import AgentResult
 from codeloop.agent.run import TaskRun
 from codeloop.agent.settings import Limits, Strategy
@@ -105,9 +105,9 @@ class Agent:
         """System prompt, worked examples, earlier turns, then the task."""
         messages = [{"role": "system", "content": self.system_prompt}]
         if self.strategy.few_shot:
-            messages.extend(few_shot_messages())
+            messages.extend(few_shot_messages(restate=self.strategy.restate_task))
         messages.extend(dict(m) for m in history)
-        messages.append({"role": "user", "content": task})
+        messages.append({"role": "user", "content": task_message(task, restate=self.strategy.restate_task)})
         return messages
 
     def run(self, task: str, *, history: Sequence[Message] = ()) -> AgentResult:

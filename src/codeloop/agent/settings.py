@@ -35,6 +35,7 @@ class Strategy:
     """How the loop helps the model. ``Strategy.baseline()`` turns every aid off, for comparison."""
 
     few_shot: bool = True  # worked examples as prior chat turns
+    restate_task: bool = True  # repeat "write a program that computes this" right after the task
     require_code: bool = True  # one nudge to write code when the first reply guesses without it
     probe_value: bool = True  # nothing printed: read the last assigned variable instead of asking again
     ground_answer: bool = True  # answer from the executed output when the model's words contradict it
@@ -55,6 +56,7 @@ class Strategy:
         """The naive loop: system prompt, code, output, answer; none of the aids above."""
         return cls(
             few_shot=False,
+            restate_task=False,
             require_code=False,
             probe_value=False,
             ground_answer=False,
