@@ -25,7 +25,7 @@ from codeloop.agent import (
     Strategy,
 )
 from codeloop.agent.checks import NOT_COMPUTED, SAME_FAILING_CODE
-from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, TASK_INSTRUCTION
+from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, TASK_INSTRUCTION, answer_format
 from codeloop.errors import ConfigError, ModelError
 from codeloop.sandbox import Sandbox
 
@@ -367,3 +367,27 @@ def test_a_reply_stuck_in_a_loop_is_stopped_early(sandbox: Sandbox, fake_model: 
     assert model.calls[0]["closed_early"]
     assert len(model.calls[0]["sent"]) < 600  # stopped a few lines into the loop, not at the end
     assert result.answer == "It is 10."
+
+
+def test_answer_format_sentences_are_found_in_the_task() -> None:
+    assert answer_format("Is 2100 a leap year? Answer True or False.") == "Answer True or False."
+    assert (
+        answer_format("What date is 100 days after 2024-01-01? Answer in the format YYYY-MM-DD.")
+        == "Answer in the format YYYY-MM-DD."
+    )
+    assert answer_format("Give your answer as a fraction. What is 1/3 + 1/6?") == "Give your answer as a fraction."
+    assert answer_format("What is x? answer with the digits only") == "answer with the digits only."
+    assert answer_format("How many answers are there in the list?") == ""
+    assert answer_format("What is 6 * 7?") == ""
+
+
+def test_the_task_answer_format_reaches_the_model_when_it_answers(
+    sandbox: Sandbox, fake_model: type[FakeModel]
+) -> None:
+    model = fake_model(code("print(2100 % 400 == 0)"), "False")
+    result = Agent(model, sandbox=sandbox).run("Is 2100 a leap year? Answer True or False.")
+    assert result.answer == "False"
+    assert model.calls[1]["messages"][-1]["content"].endswith("without code. Answer True or False.")
+    plain = fake_model(code("print(2100 % 400 == 0)"), "False")
+    Agent(plain, sandbox=sandbox, strategy=Strategy.baseline()).run("Is 2100 a leap year? Answer True or False.")
+    assert plain.calls[1]["messages"][-1]["content"].endswith("without code.")

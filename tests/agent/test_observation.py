@@ -96,3 +96,14 @@ def test_traceback_keeps_the_cell_frames_and_the_error_not_library_internals() -
         "  ... (library code)\n"
         "KeyError: 'score'"
     )
+
+
+def test_the_tasks_answer_format_is_repeated_after_the_request_for_the_answer() -> None:
+    obs = format_observation(CellOutcome("ok", stdout="2000 is a leap year.\n"), answer_format="Answer True or False.")
+    assert obs.endswith("without code. Answer True or False.")
+    # Only where an answer is asked for: a failed cell is told to fix the code, nothing else.
+    failed = format_observation(
+        CellOutcome("error", error={"ename": "E", "evalue": "x", "traceback": ""}),
+        answer_format="Answer True or False.",
+    )
+    assert "True or False" not in failed

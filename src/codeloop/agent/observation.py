@@ -96,8 +96,14 @@ def _notes(outcome: CellOutcome, figures: list[Figure]) -> list[str]:
     return notes
 
 
-def format_observation(outcome: CellOutcome, figures: list[Figure] | None = None) -> str:
-    """The user-turn message describing what a cell did, ending with what the model should do next."""
+def format_observation(
+    outcome: CellOutcome, figures: list[Figure] | None = None, *, answer_format: str = ""
+) -> str:
+    """The user-turn message describing what a cell did, ending with what the model should do next.
+
+    ``answer_format`` (the task's own words on the answer's form, "Answer True or False.") is
+    repeated after the request for the final answer, where a small model heeds it.
+    """
     figures = figures or []
     parts: list[str] = []
     stdout = outcome.stdout.strip()
@@ -119,7 +125,7 @@ def format_observation(outcome: CellOutcome, figures: list[Figure] | None = None
         if evidence_of(outcome) is None:
             parts.append(EMPTY_TAIL)
         else:
-            parts.append(OK_TAIL)
+            parts.append(f"{OK_TAIL} {answer_format}".rstrip())
         return "\n\n".join(parts)
     if outcome.stderr.strip():
         parts.append("Stderr:\n" + fence(trim_middle(outcome.stderr.strip(), 600)))

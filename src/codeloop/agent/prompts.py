@@ -7,6 +7,8 @@ reliably than they follow a described one.
 
 from __future__ import annotations
 
+import re
+
 from codeloop.agent.observation import FIX_TAIL as _FIX_TAIL
 from codeloop.agent.observation import OK_TAIL as _OK_TAIL
 from codeloop.agent.observation import fence
@@ -16,6 +18,7 @@ __all__ = [
     "NUDGE_WRITE_CODE",
     "SYSTEM_PROMPT",
     "TASK_INSTRUCTION",
+    "answer_format",
     "few_shot_messages",
     "task_message",
 ]
@@ -73,6 +76,22 @@ _EXAMPLES: list[tuple[str, list[tuple[str, str]], str]] = [
         "The integers from 1 to 5 joined with dashes are 1-2-3-4-5.",
     ),
 ]
+
+
+_FORMAT_SENTENCE = re.compile(
+    r"(?:^|(?<=[.?!:]\s))((?:answer|reply|respond|give (?:the|your) answer|format the answer)\b[^.?!\n]*[.?!]?)",
+    re.IGNORECASE,
+)
+
+
+def answer_format(task: str) -> str:
+    """The task's own sentences about the answer's form ("Answer True or False."), else "".
+
+    They are repeated when the model is asked for its final answer: told once in the task, a
+    0.5B model answers "2000 is a leap year."; told again at the end, it answers "True".
+    """
+    found = [m.group(1).strip() for m in _FORMAT_SENTENCE.finditer(task)]
+    return " ".join(s if s[-1] in ".?!" else s + "." for s in found)[:300]
 
 
 def task_message(task: str, *, restate: bool = True) -> str:

@@ -21,7 +21,7 @@ from codeloop.agent.grounding import echoes, ground_answer
 from codeloop.agent.hints import columns_hint, missing_import, names_hint
 from codeloop.agent.observation import evidence_of, format_observation
 from codeloop.agent.parsing import ParsedReply, parse_reply
-from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE
+from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, answer_format
 from codeloop.agent.result import AgentResult, CellOutcome, Figure, RunStatus, Step
 from codeloop.agent.voting import pick_winner
 from codeloop.errors import ModelError, SandboxError
@@ -54,6 +54,8 @@ class TaskRun:
         self.last_failure: str | None = None  # the normalised code of the last cell that failed
         self.last_error = ""  # what went wrong with that code, as a sentence for a restart note
         self.retries = 0  # times the model repeated failing code: later replies are sampled
+        # The task's words on the answer's form, repeated when the final answer is asked for.
+        self.answer_format = answer_format(task) if self.strategy.restate_task else ""
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -268,7 +270,7 @@ class TaskRun:
         if self.strategy.votes > 1 and self.cells == 1:
             step = self.vote(step)
         assert step.outcome is not None
-        step.observation = format_observation(step.outcome, step.figures)
+        step.observation = format_observation(step.outcome, step.figures, answer_format=self.answer_format)
         self.last_failure = None if step.outcome.ok else normalise_code(step.code or "")
         if not step.outcome.ok:
             error = step.outcome.error or {}
