@@ -252,13 +252,15 @@ def test_repeating_failing_code_is_not_rerun_and_the_next_reply_is_sampled(
 ) -> None:
     broken = code("from statistics import population_stddev\nprint(population_stddev([1, 2]))")
     model = fake_model(
-        broken, broken, code("import statistics\nprint(statistics.pstdev([1, 2]))"), "It is 0.5."
+        broken, broken, broken, code("import statistics\nprint(statistics.pstdev([1, 2]))"), "It is 0.5."
     )
     result = Agent(model, sandbox=sandbox).run("pstdev of 1, 2")
     assert result.steps[0].outcome is not None and result.steps[0].outcome.status == "error"
     assert result.steps[1].outcome is None and result.steps[1].observation == SAME_FAILING_CODE
-    assert [c["temperature"] for c in model.calls] == [0.0, 0.0, 0.7, 0.7]
-    assert model.calls[2]["seed"] is not None
+    assert result.steps[2].outcome is None and result.steps[2].observation == SAME_FAILING_CODE
+    # The first restart changes the prompt (no examples) and stays greedy; the second samples.
+    assert [c["temperature"] for c in model.calls] == [0.0, 0.0, 0.0, 0.7, 0.7]
+    assert model.calls[3]["seed"] is not None
     assert result.answer == "It is 0.5."
     off = Strategy(review_code=False)
     again = Agent(fake_model(broken, broken, "gave up", "no", "no"), sandbox=sandbox, strategy=off).run("x")
@@ -356,7 +358,10 @@ def test_repeating_a_typed_answer_restarts_the_task_with_a_note(
     assert restated.startswith(
         f"What is 20 factorial?\n\n{TASK_INSTRUCTION}\n\nNote: An earlier attempt only printed a value"
     )
-    assert model.calls[2]["temperature"] == 0.7
+    # The restart drops the worked examples (a different prompt), so it stays greedy ...
+    assert model.calls[0]["messages"][1]["content"] != model.calls[2]["messages"][1]["content"]
+    assert [m["role"] for m in model.calls[2]["messages"]] == ["system", "user"]
+    assert model.calls[2]["temperature"] == 0.0
     assert result.answer == "It is 2432902008176640000."
 
 

@@ -16,11 +16,13 @@ Message = dict[str, str]
 class TurnContext:
     """Base messages (system, examples, earlier turns, the task) plus this task's exchanges."""
 
-    def __init__(self, base: list[Message], *, focus: bool = True) -> None:
+    def __init__(self, base: list[Message], *, focus: bool = True, examples: int = 0) -> None:
         if not base or base[-1]["role"] != "user":
             raise ValueError("the base messages must end with the task as a user message")
         self.base = [dict(m) for m in base]
         self.focus = focus
+        self.examples = examples  # worked-example messages right after the system prompt
+        self.examples_dropped = False
         self._entries: list[tuple[list[Message], bool]] = []  # (reply + observation, failed?)
 
     def messages(self) -> list[Message]:
@@ -37,7 +39,15 @@ class TurnContext:
         self._entries.append((msgs, failed))
 
     def restart(self, note: str) -> None:
-        """Forget this task's exchanges and restate the task with ``note`` appended."""
+        """Forget this task's exchanges and restate the task with ``note`` appended.
+
+        The worked examples go too: the repeated program often copies their pattern, and the
+        same model without them writes a different program (a different prompt, not just a
+        different sample).
+        """
         self._entries.clear()
+        if self.examples:
+            del self.base[1 : 1 + self.examples]
+            self.examples, self.examples_dropped = 0, True
         task = self.base[-1]["content"].split("\n\nNote: ")[0]
         self.base[-1] = {"role": "user", "content": f"{task}\n\nNote: {note}"}

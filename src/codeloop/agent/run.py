@@ -21,7 +21,7 @@ from codeloop.agent.grounding import echoes, ground_answer
 from codeloop.agent.hints import columns_hint, missing_import, names_hint
 from codeloop.agent.observation import evidence_of, format_observation
 from codeloop.agent.parsing import ParsedReply, parse_reply
-from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, answer_format
+from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, answer_format, few_shot_messages
 from codeloop.agent.result import AgentResult, CellOutcome, Figure, RunStatus, Step
 from codeloop.agent.voting import pick_winner
 from codeloop.errors import ModelError, SandboxError
@@ -44,7 +44,11 @@ class TaskRun:
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.max_seconds
         self.result = AgentResult(task=task, model=str(getattr(agent.model, "name", "")))
-        self.context = TurnContext(agent.initial_messages(task, history), focus=self.strategy.focus_repairs)
+        self.context = TurnContext(
+            agent.initial_messages(task, history),
+            focus=self.strategy.focus_repairs,
+            examples=len(few_shot_messages()) if self.strategy.few_shot else 0,
+        )
         self.evidence: str | None = None  # what the latest successful cell showed
         self.cells = 0  # cells run (a step's reruns and vote candidates count once)
         self.code_replies = 0  # replies with code, run or not: what --max-steps limits
@@ -168,8 +172,11 @@ class TaskRun:
         return None
 
     def sampling(self) -> tuple[float, int | None]:
-        """Greedy by default; after the model repeated failing code, sample (seeded) to get out of the rut."""
-        if self.retries == 0:
+        """Greedy by default; after the model repeated failing code, sample (seeded) to get out of the rut.
+
+        The first restart already drops the worked examples, a different prompt: it stays greedy.
+        """
+        if self.retries <= (1 if self.context.examples_dropped else 0):
             return 0.0, None
         return self.strategy.vote_temperature, self.strategy.seed + 100 + self.retries
 
