@@ -117,9 +117,8 @@ def test_run_streams_the_work_and_prints_the_answer_last(scripted: ScriptedServe
     assert "stored as run 1" in done.stderr
     # The model got the task after the system prompt and worked examples, and stop sequences.
     first = scripted.requests[0]
-    assert (
-        first["messages"][0]["role"] == "system" and first["messages"][-1]["content"] == "What is 6 times 7?"
-    )
+    assert first["messages"][0]["role"] == "system"
+    assert first["messages"][-1]["content"].startswith("What is 6 times 7?\n\nWrite a Python program")
     assert first["stop"]
 
 
@@ -207,7 +206,7 @@ def test_task_from_stdin(scripted: ScriptedServer) -> None:
         input="What is 2 to the 10th?\n", capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0 and "Answer: It is 1024." in done.stdout
-    assert scripted.requests[0]["messages"][-1]["content"] == "What is 2 to the 10th?"
+    assert scripted.requests[0]["messages"][-1]["content"].split("\n\n")[0] == "What is 2 to the 10th?"
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_the_steps(scripted: ScriptedServer) -> None:
