@@ -56,3 +56,17 @@ def test_echoes_spots_a_repeated_loop_message() -> None:
     assert echoes("The code failed, so there is no result yet.", told)
     assert not echoes("It is 4.", told)
     assert not echoes("The answer is 42.", told)
+
+
+def test_a_bare_boolean_answer_is_checked_against_the_outputs_polarity() -> None:
+    # The task asked "Answer True or False." and the program printed a sentence.
+    assert is_grounded("True", "2000 is a leap year.")
+    assert is_grounded("False.", "2100 is not a leap year.")
+    assert is_grounded("No", "The string isn't a palindrome")
+    assert not is_grounded("True", "2100 is not a leap year.")
+    assert not is_grounded("False", "2000 is a leap year.")
+    # An output that says True or False itself decides.
+    assert is_grounded("False", "False")
+    assert not is_grounded("True", "is_leap: False")
+    assert ground_answer("True", "2000 is a leap year.") == ("True", "model")
+    assert ground_answer("True", "2100 is not a leap year.") == ("2100 is not a leap year.", "output")

@@ -14,6 +14,8 @@ __all__ = ["echoes", "ground_answer", "is_grounded", "numbers_in"]
 
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _LONG_EVIDENCE = 300
+_BOOL = {"true": True, "yes": True, "false": False, "no": False}
+_NEGATION = re.compile(r"\b(?:not|no|never|none|cannot)\b|n't\b", re.IGNORECASE)
 
 
 def numbers_in(text: str) -> list[str]:
@@ -45,6 +47,9 @@ def is_grounded(answer: str, evidence: str, given: str = "") -> bool:
     every other number the answer states must appear in the evidence, and when the evidence
     holds numbers the answer must state at least one of them. Text evidence must be quoted.
     """
+    verdict = _bool_answer_grounded(answer, evidence)
+    if verdict is not None:
+        return verdict
     given_numbers = set(numbers_in(given))
     claimed = [n for n in numbers_in(answer) if n not in given_numbers]
     shown = numbers_in(evidence)
@@ -57,6 +62,23 @@ def is_grounded(answer: str, evidence: str, given: str = "") -> bool:
         return True  # long text output: nothing reliable to compare, trust the model's summary
     needle = _norm_text(evidence)
     return bool(needle) and needle in _norm_text(answer)
+
+
+def _bool_answer_grounded(answer: str, evidence: str) -> bool | None:
+    """For a bare True/False/Yes/No answer (the form a task asked for): does it agree with the output?
+
+    The output may say it in words ("2000 is a leap year."), so a bare "True" cannot quote it;
+    it agrees when its polarity matches the output's last boolean word or, lacking one, whether
+    the output is a negation. None when the answer is not a bare boolean.
+    """
+    words = _norm_text(answer).split()
+    if len(words) != 1 or words[0] not in _BOOL:
+        return None
+    said = _BOOL[words[0]]
+    shown = [_BOOL[w] for w in _norm_text(evidence).split() if w in _BOOL]
+    if shown:
+        return shown[-1] == said
+    return said != bool(_NEGATION.search(evidence))
 
 
 def ground_answer(answer: str, evidence: str | None, given: str = "") -> tuple[str, str]:
