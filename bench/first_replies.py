@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import sys
 import time
@@ -44,15 +43,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _agent_tasks() -> Any:
-    spec = importlib.util.spec_from_file_location("agent_tasks_bench", BENCH / "agent_tasks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model (default: the embedded one)")
@@ -72,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; known: {', '.join(CONFIGS)}")
 
-    bench = _agent_tasks()
+    import agent_tasks as bench  # this script's own folder is on sys.path
+
     folders = args.tasks or [BENCH / "tasks", BENCH / "heldout"]
     sets = {folder.name: bench.load_tasks(folder)[: args.limit or None] for folder in folders}
     if not any(sets.values()):
