@@ -1,7 +1,7 @@
 """Screen prompt changes fast: the model's first reply to each task, run once, right or wrong.
 
 The whole loop (``bench/agent_tasks.py``) takes about 16 minutes for both task sets on 2 cores;
-one greedy first reply per task takes about 3. A prompt change that does not give more right
+one greedy first reply per task takes about 4.5. A prompt change that does not give more right
 first replies on *both* sets is rarely worth a full run. Each configuration builds its messages
 with the agent's own ``Agent.initial_messages``, so what is measured is the real prompt::
 
