@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-SETS = [BENCH / "tasks", BENCH / "heldout"]
+SETS = [BENCH / "tasks", BENCH / "heldout", BENCH / "fresh"]
 
 
 def _load() -> ModuleType:
@@ -37,8 +37,8 @@ def _stated(task: dict) -> str:
     return f"The answer is {answer}."
 
 
-def test_both_sets_are_there_and_ids_are_unique() -> None:
-    assert len(bench.load_tasks(SETS[0])) >= 30 and len(bench.load_tasks(SETS[1])) >= 30
+def test_every_set_is_there_and_ids_are_unique() -> None:
+    assert all(len(bench.load_tasks(folder)) >= 30 for folder in SETS)
     ids = [t["id"] for t in ALL]
     assert len(ids) == len(set(ids))
     assert {t["check"] for t in ALL} <= {"number", "text", "bool", "letter", "list"}
