@@ -37,7 +37,8 @@ BENCH = Path(__file__).resolve().parent
 # name -> how it differs from the default strategy
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
-    "old": {"restate_task": False},  # before the instruction was restated after the task
+    "fixed-examples": {"select_examples": False},  # the same two examples for every task
+    "old": {"restate_task": False, "select_examples": False},  # before the instruction was restated
     "no-examples": {"few_shot": False},
     "baseline": dataclasses.asdict(Strategy.baseline()),
 }

@@ -101,11 +101,16 @@ class Agent:
     ) -> None:
         self.close()
 
+    def example_messages(self, task: str) -> list[Message]:
+        """The worked examples shown before ``task`` (none when ``few_shot`` is off)."""
+        if not self.strategy.few_shot:
+            return []
+        chosen = task if self.strategy.select_examples else None
+        return few_shot_messages(chosen, restate=self.strategy.restate_task)
+
     def initial_messages(self, task: str, history: Sequence[Message] = ()) -> list[Message]:
         """System prompt, worked examples, earlier turns, then the task."""
-        messages = [{"role": "system", "content": self.system_prompt}]
-        if self.strategy.few_shot:
-            messages.extend(few_shot_messages(restate=self.strategy.restate_task))
+        messages = [{"role": "system", "content": self.system_prompt}, *self.example_messages(task)]
         messages.extend(dict(m) for m in history)
         messages.append({"role": "user", "content": task_message(task, restate=self.strategy.restate_task)})
         return messages

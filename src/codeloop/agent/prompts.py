@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from codeloop.agent import examples
 from codeloop.agent.observation import FIX_TAIL as _FIX_TAIL
 from codeloop.agent.observation import OK_TAIL as _OK_TAIL
 from codeloop.agent.observation import fence
@@ -42,42 +43,6 @@ NUDGE_FIX_CODE = (
 )
 
 
-# (task, [(assistant reply, observation shown to the model), ...], final answer)
-_EXAMPLES: list[tuple[str, list[tuple[str, str]], str]] = [
-    (
-        "What is the sum of the squares of 3, 4 and 12?",
-        [
-            (
-                "```python\nnumbers = [3, 4, 12]\nresult = sum(n ** 2 for n in numbers)\nprint(result)\n```",
-                "Output:\n" + fence("169") + "\n\n" + _OK_TAIL,
-            )
-        ],
-        "The sum of the squares of 3, 4 and 12 is 169.",
-    ),
-    (
-        "Join the integers from 1 to 5 with dashes.",
-        [
-            (
-                "```python\nresult = '-'.join(range(1, 6))\nprint(result)\n```",
-                "Error:\n"
-                + fence(
-                    'Traceback (most recent call last):\n  File "<cell 2>", line 1, in <module>\n'
-                    "    result = '-'.join(range(1, 6))\n"
-                    "TypeError: sequence item 0: expected str instance, int found"
-                )
-                + "\n\n"
-                + _FIX_TAIL,
-            ),
-            (
-                "```python\nresult = '-'.join(str(n) for n in range(1, 6))\nprint(result)\n```",
-                "Output:\n" + fence("1-2-3-4-5") + "\n\n" + _OK_TAIL,
-            ),
-        ],
-        "The integers from 1 to 5 joined with dashes are 1-2-3-4-5.",
-    ),
-]
-
-
 _FORMAT_SENTENCE = re.compile(
     r"(?:^|(?<=[.?!:]\s))((?:answer|reply|respond|give (?:the|your) answer|format the answer)\b[^.?!\n]*[.?!]?)",
     re.IGNORECASE,
@@ -99,13 +64,24 @@ def task_message(task: str, *, restate: bool = True) -> str:
     return f"{task}\n\n{TASK_INSTRUCTION}" if restate else task
 
 
-def few_shot_messages(*, restate: bool = True) -> list[dict[str, str]]:
-    """The worked examples as prior chat turns (user task, code, observation, ..., final answer)."""
+def _observation(output: str, failed: bool) -> str:
+    if failed:
+        return "Error:\n" + fence(output) + "\n\n" + _FIX_TAIL
+    return "Output:\n" + fence(output) + "\n\n" + _OK_TAIL
+
+
+def few_shot_messages(task: str | None = None, *, restate: bool = True) -> list[dict[str, str]]:
+    """The worked examples as prior chat turns (user task, code, observation, ..., final answer).
+
+    With ``task``, the skill example closest to it (``examples.select``) is shown, after the
+    repair example so that it is the nearest to the task; without, the general example.
+    """
+    chosen = [examples.GENERAL, examples.REPAIR] if task is None else [examples.REPAIR, *examples.select(task)]
     messages: list[dict[str, str]] = []
-    for task, exchanges, answer in _EXAMPLES:
-        messages.append({"role": "user", "content": task_message(task, restate=restate)})
-        for reply, observation in exchanges:
+    for example in chosen:
+        messages.append({"role": "user", "content": task_message(example.task, restate=restate)})
+        for reply, output, failed in example.exchanges:
             messages.append({"role": "assistant", "content": reply})
-            messages.append({"role": "user", "content": observation})
-        messages.append({"role": "assistant", "content": answer})
+            messages.append({"role": "user", "content": _observation(output, failed)})
+        messages.append({"role": "assistant", "content": example.answer})
     return messages

@@ -21,7 +21,7 @@ from codeloop.agent.grounding import echoes, ground_answer
 from codeloop.agent.hints import columns_hint, missing_import, names_hint
 from codeloop.agent.observation import evidence_of, format_observation
 from codeloop.agent.parsing import ParsedReply, parse_reply
-from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, answer_format, few_shot_messages
+from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, answer_format
 from codeloop.agent.result import AgentResult, CellOutcome, Figure, RunStatus, Step
 from codeloop.agent.voting import pick_winner
 from codeloop.errors import ModelError, SandboxError
@@ -47,7 +47,7 @@ class TaskRun:
         self.context = TurnContext(
             agent.initial_messages(task, history),
             focus=self.strategy.focus_repairs,
-            examples=len(few_shot_messages()) if self.strategy.few_shot else 0,
+            examples=len(agent.example_messages(task)),
         )
         self.evidence: str | None = None  # what the latest successful cell showed
         self.cells = 0  # cells run (a step's reruns and vote candidates count once)

@@ -35,6 +35,7 @@ class Strategy:
     """How the loop helps the model. ``Strategy.baseline()`` turns every aid off, for comparison."""
 
     few_shot: bool = True  # worked examples as prior chat turns
+    select_examples: bool = True  # show the library example closest to the task, not a fixed one
     restate_task: bool = True  # repeat "write a program that computes this" right after the task
     require_code: bool = True  # one nudge to write code when the first reply guesses without it
     probe_value: bool = True  # nothing printed: read the last assigned variable instead of asking again
@@ -56,6 +57,7 @@ class Strategy:
         """The naive loop: system prompt, code, output, answer; none of the aids above."""
         return cls(
             few_shot=False,
+            select_examples=False,
             restate_task=False,
             require_code=False,
             probe_value=False,
