@@ -99,3 +99,32 @@ def test_the_agent_selects_per_task_unless_told_not_to() -> None:
         fixed.initial_messages("What is the 10th prime number?")[1:-1] == fixed.initial_messages("x?")[1:-1]
     )
     assert Agent(model=object(), sandbox=object(), strategy=Strategy.baseline()).example_messages("x?") == []  # type: ignore[arg-type]
+
+
+def test_a_conversation_keeps_its_first_turns_examples() -> None:
+    """Later turns see the same examples (chosen for the first turn), so the cached prefix holds."""
+    agent = Agent(model=object(), sandbox=object())  # type: ignore[arg-type]
+    first_task = "What is the largest prime below 200?"
+    history = [
+        {"role": "user", "content": first_task},
+        {"role": "assistant", "content": "It is 199."},
+    ]
+    later = agent.initial_messages("How many days are there between 2024-01-01 and 2024-07-04?", history)
+    first = agent.initial_messages(first_task)
+    n = len(agent.example_messages(first_task))
+    assert later[: 1 + n] == first[: 1 + n]
+    assert any("prime" in m["content"] for m in later[1 : 1 + n])
+    assert later[1 + n : 3 + n] == history
+
+
+def test_the_restart_drops_exactly_the_examples(sandbox: object, fake_model: type) -> None:
+    model = fake_model(
+        "```python\nprint(1/0)\n```", "```python\nprint(1/0)\n```", "```python\nprint(7)\n```", "It is 7."
+    )
+    agent = Agent(model, sandbox=sandbox)  # type: ignore[arg-type]
+    task = "What is the smallest prime above 100?"
+    result = agent.run(task)
+    restarted = model.calls[2]["messages"]
+    assert [m["role"] for m in restarted] == ["system", "user"]
+    assert restarted[1]["content"].startswith(task) and "Note: " in restarted[1]["content"]
+    assert result.answer

@@ -101,16 +101,23 @@ class Agent:
     ) -> None:
         self.close()
 
-    def example_messages(self, task: str) -> list[Message]:
-        """The worked examples shown before ``task`` (none when ``few_shot`` is off)."""
+    def example_messages(self, task: str, history: Sequence[Message] = ()) -> list[Message]:
+        """The worked examples shown before ``task`` (none when ``few_shot`` is off).
+
+        In a conversation they are chosen for its first turn still in ``history`` and stay the
+        same on later turns: they come before the history, so changing them would make the
+        model re-read the whole conversation (its cached prefix would no longer match).
+        """
         if not self.strategy.few_shot:
             return []
-        chosen = task if self.strategy.select_examples else None
-        return few_shot_messages(chosen, restate=self.strategy.restate_task)
+        if not self.strategy.select_examples:
+            return few_shot_messages(None, restate=self.strategy.restate_task)
+        first = next((m["content"] for m in history if m.get("role") == "user"), task)
+        return few_shot_messages(first, restate=self.strategy.restate_task)
 
     def initial_messages(self, task: str, history: Sequence[Message] = ()) -> list[Message]:
         """System prompt, worked examples, earlier turns, then the task."""
-        messages = [{"role": "system", "content": self.system_prompt}, *self.example_messages(task)]
+        messages = [{"role": "system", "content": self.system_prompt}, *self.example_messages(task, history)]
         messages.extend(dict(m) for m in history)
         messages.append({"role": "user", "content": task_message(task, restate=self.strategy.restate_task)})
         return messages

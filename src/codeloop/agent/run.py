@@ -47,7 +47,7 @@ class TaskRun:
         self.context = TurnContext(
             agent.initial_messages(task, history),
             focus=self.strategy.focus_repairs,
-            examples=len(agent.example_messages(task)),
+            examples=len(agent.example_messages(task, history)),
         )
         self.evidence: str | None = None  # what the latest successful cell showed
         self.cells = 0  # cells run (a step's reruns and vote candidates count once)
