@@ -3,11 +3,9 @@
 A 0.5B model copies the worked example in front of it: shown `n ** 2` for "the sum of the
 squares", it writes `int(d) ** 100` for "the sum of the digits of 2 ** 100". So instead of one
 fixed example for every task, the loop keeps a small library of solved tasks, one per common
-skill (primes, digits, dates, strings, lists, data frames, ...), and shows the one whose words
-are closest to the task (overlap with each example's skill keywords, rarer words weighing
-more; no model call); a task that shares no words
-with any of them gets the general arithmetic example. The repair example (an error, then the
-fix) is always shown as well.
+skill (primes, digits, dates, strings, lists, data frames, ...), and shows the one whose skill
+keywords the task shares (rarer words weigh more; no model call); a task that shares none gets
+the general arithmetic example. The repair example (an error, then the fix) is always shown.
 
 The library's tasks are not taken from the benchmark sets (``bench/``): they teach a skill
 (build the DataFrame from the columns given, reduce to one value, search upwards with a

@@ -115,9 +115,13 @@ class Agent:
         first = next((m["content"] for m in history if m.get("role") == "user"), task)
         return few_shot_messages(first, restate=self.strategy.restate_task)
 
-    def initial_messages(self, task: str, history: Sequence[Message] = ()) -> list[Message]:
-        """System prompt, worked examples, earlier turns, then the task."""
-        messages = [{"role": "system", "content": self.system_prompt}, *self.example_messages(task, history)]
+    def initial_messages(
+        self, task: str, history: Sequence[Message] = (), examples: Sequence[Message] | None = None
+    ) -> list[Message]:
+        """System prompt, worked examples (``example_messages`` unless given), earlier turns, the task."""
+        if examples is None:
+            examples = self.example_messages(task, history)
+        messages = [{"role": "system", "content": self.system_prompt}, *(dict(m) for m in examples)]
         messages.extend(dict(m) for m in history)
         messages.append({"role": "user", "content": task_message(task, restate=self.strategy.restate_task)})
         return messages

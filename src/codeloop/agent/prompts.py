@@ -76,7 +76,9 @@ def few_shot_messages(task: str | None = None, *, restate: bool = True) -> list[
     With ``task``, the skill example closest to it (``examples.select``) is shown, after the
     repair example so that it is the nearest to the task; without, the general example.
     """
-    chosen = [examples.GENERAL, examples.REPAIR] if task is None else [examples.REPAIR, *examples.select(task)]
+    chosen = (
+        [examples.GENERAL, examples.REPAIR] if task is None else [examples.REPAIR, *examples.select(task)]
+    )
     messages: list[dict[str, str]] = []
     for example in chosen:
         messages.append({"role": "user", "content": task_message(example.task, restate=restate)})

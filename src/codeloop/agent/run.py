@@ -44,10 +44,11 @@ class TaskRun:
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.max_seconds
         self.result = AgentResult(task=task, model=str(getattr(agent.model, "name", "")))
+        examples = agent.example_messages(task, history)
         self.context = TurnContext(
-            agent.initial_messages(task, history),
+            agent.initial_messages(task, history, examples),
             focus=self.strategy.focus_repairs,
-            examples=len(agent.example_messages(task, history)),
+            examples=len(examples),
         )
         self.evidence: str | None = None  # what the latest successful cell showed
         self.cells = 0  # cells run (a step's reruns and vote candidates count once)
