@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from codeloop.evals.generation import GenerationSettings, Mode
-from codeloop.evals.humaneval import HumanEvalOptions, run_humaneval
 from codeloop.evals.jsonl import read_jsonl
+from codeloop.evals.run import HumanEvalOptions, run_humaneval
 from codeloop.evals.sessions import SessionFactory
 
 pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(600)]

