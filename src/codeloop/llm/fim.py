@@ -92,7 +92,8 @@ def finish_middle(text: str, before: str, after: str, *, single_line: bool = Fal
 
     1. cut where :func:`middle_end` says (a second line in ``single_line`` mode, a repeated suffix);
     2. drop an end of the middle that repeats the start of the suffix (``foo(x|)`` completed as
-       ``x)`` becomes ``x``), when that overlap has some code in it (not only whitespace);
+       ``x)`` becomes ``x``), when that overlap has some code in it (not only whitespace) and,
+       if it spans lines, starts at the start of a line;
     3. when the cursor sits at the start of a line (``before`` ends with a line break) in front of
        code on that line, end the middle with a line break, so the suffix stays on its own line.
     """
@@ -102,8 +103,11 @@ def finish_middle(text: str, before: str, after: str, *, single_line: bool = Fal
         end = len(text)
     middle = text if end is None else text[:end]
     for k in range(min(len(middle), len(after)), 0, -1):
-        if middle.endswith(after[:k]) and after[:k].strip():
-            middle = middle[:-k]
+        overlap, kept = after[:k], middle[:-k]
+        # An overlap across lines must be whole lines (``        return x`` does not end in ``    return x``).
+        whole = "\n" not in overlap or not kept or kept.endswith("\n")
+        if middle.endswith(overlap) and overlap.strip() and whole:
+            middle = kept
             break
     at_line_start = not before or before.endswith("\n")
     if middle.strip() and at_line_start and after and not after.startswith("\n") and not middle.endswith("\n"):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -92,6 +92,16 @@ def infill_problem(problem: Problem, span: Span) -> Problem:
         canonical_solution=middle,
         suffix="".join(lines[last + 1 :]),
     )
+
+
+@dataclass(frozen=True)
+class InfillGenerated(Generated):
+    """A generated middle, with the model's raw text before post-processing (kept in the samples file)."""
+
+    raw: str = ""
+
+    def record_fields(self) -> dict[str, Any]:
+        return {**super().record_fields(), "raw": self.raw}
 
 
 class HumanEvalInfill(FunctionBenchmark):
@@ -157,7 +167,7 @@ class HumanEvalInfill(FunctionBenchmark):
             stream.close()
         tokens = getattr(getattr(stream.reply, "usage", None), "completion_tokens", None) or chunks
         middle = finish_middle(text, problem.prompt, problem.suffix, single_line=single)
-        return Generated(middle, 1, None, int(tokens), time.perf_counter() - started)
+        return InfillGenerated(middle, 1, None, int(tokens), time.perf_counter() - started, raw=text)
 
     def examples(self, problem: Problem) -> list[Example]:
         """The examples of the HumanEval problem's docstring (the infill prompt holds code after it)."""
