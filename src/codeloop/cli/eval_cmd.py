@@ -27,9 +27,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "benchmark", choices=["humaneval", "humaneval-infill", "evalplus"], help="the benchmark to run"
-    )
+    from codeloop.evals.benchmarks import BENCHMARKS  # only `codeloop eval` pays for the import
+
+    parser.add_argument("benchmark", choices=list(BENCHMARKS), help="the benchmark to run")
     parser.add_argument(
         "--span",
         choices=["single-line", "multi-line"],
