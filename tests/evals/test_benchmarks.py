@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from codeloop.evals.benchmarks import BENCHMARKS, Benchmark, HumanEval, HumanEvalInfill, Span, get_benchmark
-from codeloop.evals.benchmarks.infill import infill_problem, masked_lines
+from codeloop.evals.benchmarks.infill import finish_lines, infill_problem, masked_lines, middle_end
 from codeloop.evals.checker import program_cell
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.generation import GenerationSettings
@@ -179,3 +179,29 @@ def test_wrong_middles_fail(infill: tuple[HumanEvalInfill, dict[str, Problem]]) 
         samples.append(Sample(task.task_id, 0, f"{indent}raise ValueError('wrong middle')\n"))
     verdicts = _verdicts(samples, tasks)
     assert all(r.startswith("failed") for r in verdicts.values()), verdicts
+
+
+BEFORE = "def f(xs):\n    total = 0\n"
+AFTER = "    return total\n"
+
+
+def test_single_line_middle_is_the_first_line_of_code() -> None:
+    text = "    for x in xs:\n        total += x\n"
+    assert middle_end(text, AFTER, single_line=True) == len("    for x in xs:\n")
+    assert finish_lines(text, BEFORE, AFTER, single_line=True) == "    for x in xs:\n"
+    # an unfinished last line is the line; a stop marker is cut
+    assert finish_lines("    total = sum(xs)", BEFORE, AFTER, single_line=True) == "    total = sum(xs)\n"
+    assert finish_lines("    total = 1<|endoftext|>x", BEFORE, AFTER, single_line=True, stops=["<|endoftext|>"]) == "    total = 1\n"
+
+
+def test_middle_stops_where_the_model_writes_the_suffix_again() -> None:
+    text = "    for x in xs:\n        total += x\n    return total\n\n\nprint(f([1]))\n"
+    assert middle_end(text, AFTER) == len("    for x in xs:\n        total += x\n")
+    assert finish_lines(text, BEFORE, AFTER, single_line=False) == "    for x in xs:\n        total += x\n"
+    assert middle_end("    for x in xs:\n        tot", AFTER) is None  # only complete lines are judged
+
+
+def test_an_empty_middle_stays_empty() -> None:
+    # the model went straight to the suffix: nothing to insert
+    assert finish_lines("    return total\n", BEFORE, AFTER, single_line=True) == ""
+    assert finish_lines("", BEFORE, AFTER, single_line=False) == ""

@@ -19,9 +19,12 @@ bytes of SHA-256 of ``"<task_id>:single-line"`` or ``"<task_id>:multi-line"``, b
 
 Task ids follow the original's (``SingleLineInfilling/HumanEval/0``; the original adds ``/L<n>``
 per masked line, here there is one task per problem). The prompt is the model's own FIM template
-(``codeloop.llm.fim``) sent as raw text; the middle is cut with the shared post-processing
-(``finish_middle``: one line in single-line mode, stop where the model repeats the suffix, trim an
-overlap with the suffix, end the line).
+(``codeloop.llm.fim``) sent as raw text. Generation streams and stops once the middle is complete
+(:func:`middle_end`: after the first line of code in single-line mode, before a line that repeats
+the suffix's first line of code). The text is then finished by the post-processing the
+``complete`` workflow uses (``codeloop.llm.fim.finish_middle``: lines kept, a repeated suffix line
+cut, an overlap with the suffix trimmed where that makes the file parse), for a cursor on an empty
+line between the code before and after the hole; the middle is those lines, each ending its line.
 """
 
 from __future__ import annotations
@@ -40,10 +43,54 @@ from codeloop.evals.generation import Generated, GenerationSettings, Mode, TextM
 from codeloop.evals.problems import Problem, load_humaneval
 from codeloop.evals.prompts import PromptStyle
 from codeloop.evals.sessions import SessionFactory
-from codeloop.llm.fim import fim_prompt, fim_template_of, finish_middle, middle_end
+from codeloop.llm.fim import fim_prompt, fim_template_of, finish_middle
 from codeloop.llm.repetition import degenerate_tail
 
-__all__ = ["HumanEvalInfill", "Span", "infill_problem", "masked_lines"]
+__all__ = ["HumanEvalInfill", "Span", "finish_lines", "infill_problem", "masked_lines", "middle_end"]
+
+
+def _first_code_line(text: str) -> str | None:
+    """The first line of ``text`` with something on it, without its line break."""
+    return next((line.rstrip() for line in text.splitlines() if line.strip()), None)
+
+
+def middle_end(text: str, after: str, *, single_line: bool = False) -> int | None:
+    """Where a streamed middle of whole lines ends, or ``None`` while it may still go on.
+
+    * ``single_line``: after the first line that has code on it (its line break included);
+    * before a complete line equal to the suffix's first line of code (indentation included): the
+      model has gone past the hole and is writing the code that follows it.
+
+    Only complete lines are judged, so it is safe to call after every chunk of a stream.
+    """
+    resume = _first_code_line(after)
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            return None
+        if resume is not None and line.strip() and line.rstrip() == resume:
+            return offset
+        offset += len(line)
+        if single_line and line.strip():
+            return offset
+    return None
+
+
+def finish_lines(text: str, before: str, after: str, *, single_line: bool, stops: Sequence[str] = ()) -> str:
+    """The whole lines to insert between ``before`` (ending a line) and ``after`` (starting one).
+
+    The hole is a cursor on an empty line between the two, so the shared ``finish_middle`` sees
+    ``after`` behind a line break; the lines it keeps end with one, as the lines they replace did.
+    """
+    end = middle_end(text, after, single_line=single_line)
+    middle = finish_middle(
+        text if end is None else text[:end],
+        before,
+        "\n" + after,
+        max_lines=1 if single_line else None,
+        stops=tuple(stops),
+    )
+    return middle + "\n" if middle.strip() else ""
 
 
 class Span(StrEnum):
@@ -149,7 +196,7 @@ class HumanEvalInfill(FunctionBenchmark):
         single = self.span is Span.SINGLE
         stream = model.stream_text(
             str(self.prompt(problem, model, settings)),
-            stop=list(fim_template_of(model).stops),
+            stop=list(fim_template_of(model).stops),  # the runtime stops there; finish_lines cuts too
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
             seed=seed,
@@ -166,7 +213,8 @@ class HumanEvalInfill(FunctionBenchmark):
         finally:
             stream.close()
         tokens = getattr(getattr(stream.reply, "usage", None), "completion_tokens", None) or chunks
-        middle = finish_middle(text, problem.prompt, problem.suffix, single_line=single)
+        stops = fim_template_of(model).stops
+        middle = finish_lines(text, problem.prompt, problem.suffix, single_line=single, stops=stops)
         return InfillGenerated(middle, 1, None, int(tokens), time.perf_counter() - started, raw=text)
 
     def examples(self, problem: Problem) -> list[Example]:
