@@ -1,4 +1,4 @@
-"""EvalPlus files (HumanEval+ / MBPP+ JSONL) read with --data, and the other benchmarks on the command line.
+"""EvalPlus files (HumanEval+ / MBPP+ JSONL) read with --data (the command line: tests/cli/test_eval_benchmarks.py).
 
 The data file is written here in EvalPlus's format: ``task_id``, ``prompt``, ``entry_point``,
 ``canonical_solution``, ``base_input``/``plus_input`` (argument lists), ``atol``, and for a
@@ -8,9 +8,6 @@ record without inputs a ``test`` holding ``def check(candidate)``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,67 +110,3 @@ def test_the_sample_cannot_replace_the_reference(plus_file: Path) -> None:
 def test_bad_records_are_clear_errors(tmp_path: Path, record: dict[str, Any], message: str) -> None:
     with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_evalplus(_write(tmp_path / "bad.jsonl", [record]))
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codeloop", "eval", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=os.environ.copy(),
-    )
-
-
-def test_cli_checks_an_evalplus_samples_file(tmp_path: Path, plus_file: Path) -> None:
-    samples = _write(
-        tmp_path / "samples.jsonl",
-        [
-            {"task_id": "HumanEval/2", "completion": HUMANEVAL_PLUS["canonical_solution"]},
-            {"task_id": "Mbpp/2", "completion": "\ndef similar_elements(a, b):\n  return ()\n"},
-        ],
-    )
-    done = _cli("evalplus", "--data", str(plus_file), "--samples", str(samples), "--json", "--k", "1", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["benchmark"] == "evalplus"
-    assert (report["samples"], report["passed"]) == (2, 1)
-    assert report["settings"]["data"] == str(plus_file.resolve())
-
-
-def test_cli_checks_infill_samples(tmp_path: Path) -> None:
-    from codeloop.evals.benchmarks import HumanEvalInfill
-
-    tasks = list(HumanEvalInfill("multi-line").load().values())[:5]
-    rows = [{"task_id": t.task_id, "completion": t.canonical_solution} for t in tasks]
-    rows[0]["completion"] = "    pass\n"
-    samples = _write(tmp_path / "infill.jsonl", rows)
-    done = _cli("humaneval-infill", "--span", "multi-line", "--samples", str(samples), "--json", "--k", "1", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["benchmark"] == "humaneval-infill-multi-line"
-    assert (report["samples"], report["passed"]) == (5, 4)
-    # the single-line benchmark does not know the multi-line task ids
-    wrong_span = _cli("humaneval-infill", "--samples", str(samples), "--no-progress", cwd=tmp_path)
-    assert wrong_span.returncode == 2 and "unknown task 'MultiLineInfilling/HumanEval/0'" in wrong_span.stderr
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["evalplus", "--samples", "s.jsonl"], "give --data PATH"),
-        (["evalplus", "--data", "nowhere.jsonl", "--samples", "s.jsonl"], "no such file"),
-        (["humaneval", "--data", "s.jsonl", "--samples", "s.jsonl"], "goes with the evalplus benchmark"),
-        (["humaneval", "--span", "multi-line", "--samples", "s.jsonl"], "--span picks the humaneval-infill variant"),
-        (["humaneval-infill", "--mode", "repair"], "does not support --mode repair"),
-        (["humaneval-infill", "--prompt-style", "chatml", "--model", "fake"], "its prompt style is fim"),
-        (["humaneval", "--prompt-style", "fim", "--model", "fake"], "is for fill-in-the-middle"),
-    ],
-)
-def test_bad_benchmark_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    _write(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": ""}])
-    done = _cli(*args, "--no-progress", cwd=tmp_path)
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr and done.stdout == ""
-    assert "Traceback" not in done.stderr
