@@ -187,7 +187,7 @@ AFTER = "    return total\n"
 
 def test_single_line_middle_is_the_first_line_of_code() -> None:
     text = "    for x in xs:\n        total += x\n"
-    assert middle_end(text, AFTER, single_line=True) == len("    for x in xs:\n")
+    assert middle_end(text, BEFORE, AFTER, single_line=True) == len("    for x in xs:\n")
     assert finish_lines(text, BEFORE, AFTER, single_line=True) == "    for x in xs:\n"
     # an unfinished last line is the line; a stop marker is cut
     assert finish_lines("    total = sum(xs)", BEFORE, AFTER, single_line=True) == "    total = sum(xs)\n"
@@ -196,12 +196,22 @@ def test_single_line_middle_is_the_first_line_of_code() -> None:
 
 def test_middle_stops_where_the_model_writes_the_suffix_again() -> None:
     text = "    for x in xs:\n        total += x\n    return total\n\n\nprint(f([1]))\n"
-    assert middle_end(text, AFTER) == len("    for x in xs:\n        total += x\n")
+    assert middle_end(text, BEFORE, AFTER) == len("    for x in xs:\n        total += x\n")
     assert finish_lines(text, BEFORE, AFTER, single_line=False) == "    for x in xs:\n        total += x\n"
-    assert middle_end("    for x in xs:\n        tot", AFTER) is None  # only complete lines are judged
+    assert middle_end("    for x in xs:\n        tot", BEFORE, AFTER) is None  # only complete lines are judged
 
 
 def test_an_empty_middle_stays_empty() -> None:
     # the model went straight to the suffix: nothing to insert
     assert finish_lines("    return total\n", BEFORE, AFTER, single_line=True) == ""
     assert finish_lines("", BEFORE, AFTER, single_line=False) == ""
+
+
+def test_a_middle_in_a_function_ends_where_top_level_code_starts() -> None:
+    """With nothing after the hole, a small model goes on with demo code: it is not the middle."""
+    text = "    return total\n\n\n# Check it\ndef check():\n    assert f([1]) == 1\nprint(f([1]))\n"
+    assert middle_end(text, BEFORE, "") == len("    return total\n\n\n")
+    assert finish_lines(text, BEFORE, "", single_line=False) == "    return total\n"
+    # at top level (the hole is not in a block) a line at column 0 is code like any other
+    top = "x = 1\n"
+    assert middle_end("y = 2\nz = 3\n", top, "") is None

@@ -21,7 +21,7 @@ Task ids follow the original's (``SingleLineInfilling/HumanEval/0``; the origina
 per masked line, here there is one task per problem). The prompt is the model's own FIM template
 (``codeloop.llm.fim``) sent as raw text. Generation streams and stops once the middle is complete
 (:func:`middle_end`: after the first line of code in single-line mode, before a line that repeats
-the suffix's first line of code). The text is then finished by the post-processing the
+the suffix's first line of code, before a line at column 0 when the hole is in a function body). The text is then finished by the post-processing the
 ``complete`` workflow uses (``codeloop.llm.fim.finish_middle``: lines kept, a repeated suffix line
 cut, an overlap with the suffix trimmed where that makes the file parse), for a cursor on an empty
 line between the code before and after the hole; the middle is those lines, each ending its line.
@@ -54,21 +54,35 @@ def _first_code_line(text: str) -> str | None:
     return next((line.rstrip() for line in text.splitlines() if line.strip()), None)
 
 
-def middle_end(text: str, after: str, *, single_line: bool = False) -> int | None:
+def _in_block(before: str) -> bool:
+    """Whether the code before a hole ends inside an indented block (a function body, say)."""
+    for line in reversed(before.splitlines()):
+        if line.strip():
+            return line[:1].isspace() or line.rstrip().endswith(":")
+    return False
+
+
+def middle_end(text: str, before: str, after: str, *, single_line: bool = False) -> int | None:
     """Where a streamed middle of whole lines ends, or ``None`` while it may still go on.
 
     * ``single_line``: after the first line that has code on it (its line break included);
     * before a complete line equal to the suffix's first line of code (indentation included): the
-      model has gone past the hole and is writing the code that follows it.
+      model has gone past the hole and is writing the code that follows it;
+    * when the hole is inside an indented block, before a line of code at column 0: the model has
+      left the block (a small model goes on with demo code, ``print(f(...))``, test functions,
+      prose, until its token limit, and a cut-off demo does not parse).
 
     Only complete lines are judged, so it is safe to call after every chunk of a stream.
     """
     resume = _first_code_line(after)
+    in_block = _in_block(before)
     offset = 0
     for line in text.splitlines(keepends=True):
         if not line.endswith("\n"):
             return None
         if resume is not None and line.strip() and line.rstrip() == resume:
+            return offset
+        if in_block and line.strip() and not line[:1].isspace():
             return offset
         offset += len(line)
         if single_line and line.strip():
@@ -82,7 +96,7 @@ def finish_lines(text: str, before: str, after: str, *, single_line: bool, stops
     The hole is a cursor on an empty line between the two, so the shared ``finish_middle`` sees
     ``after`` behind a line break; the lines it keeps end with one, as the lines they replace did.
     """
-    end = middle_end(text, after, single_line=single_line)
+    end = middle_end(text, before, after, single_line=single_line)
     middle = finish_middle(
         text if end is None else text[:end],
         before,
@@ -206,7 +220,7 @@ class HumanEvalInfill(FunctionBenchmark):
             for chunk in stream:
                 text += chunk
                 chunks += 1
-                if "\n" in chunk and middle_end(text, problem.suffix, single_line=single) is not None:
+                if "\n" in chunk and middle_end(text, problem.prompt, problem.suffix, single_line=single) is not None:
                     break  # the middle is complete: the rest would be cut anyway
                 if ("\n" in chunk or chunks % 16 == 0) and degenerate_tail(text):
                     break
