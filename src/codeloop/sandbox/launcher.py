@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # jail: the isolation layers (codeloop.sandbox.jail)
     from codeloop.sandbox.jail.jailer import WorkerJail
+    from codeloop.sandbox.jail.uids import UidLease
 
 __all__ = [
     "REPLY_FD",
@@ -125,11 +126,12 @@ def clean_environment(spec: LaunchSpec) -> dict[str, str]:
     return env
 
 
-def build_launch(spec: LaunchSpec) -> Launch:
+def build_launch(spec: LaunchSpec, uid_lease: UidLease | None = None) -> Launch:
     """The launch of one worker: the plain launch below wrapped in every jail layer the host allows.
 
     Raises SandboxUnavailable when a layer named in ``spec.require`` (every layer, with
     ``spec.strict``; all but ``no_network`` when the network is on) cannot be applied here.
+    ``uid_lease``: the session uid the session's earlier workers ran as (kept across restarts).
     """
     # jail: isolation layers (codeloop.sandbox.jail); imported here, it imports this module
     from codeloop.sandbox.jail.launch import jail_launch, require_layers, required_layers
@@ -138,7 +140,7 @@ def build_launch(spec: LaunchSpec) -> Launch:
     if not spec.jail:
         require_layers(plain.isolation, plain.notes, required_layers(spec, plain.isolation))
         return plain
-    return jail_launch(spec, plain)
+    return jail_launch(spec, plain, uid_lease)
 
 
 def _plain_launch(spec: LaunchSpec) -> Launch:
