@@ -19,10 +19,18 @@ import pytest
 
 from codeloop import Sandbox
 from codeloop.errors import SandboxUnavailable
-from codeloop.sandbox.jail import cgroups
+from codeloop.sandbox.jail import cgroups, paths
 
 FENCE_MEMORY = 4 << 30
 FENCE_PIDS = 768
+
+#: On the simulated degraded host (no namespaces) a root caller's worker must run as a session uid,
+#: which must reach the interpreter: the suite's own may live under /root (pyenv), so sessions use
+#: the system's. Elsewhere: the default interpreter.
+DEGRADED = os.environ.get("CODELOOP_DEGRADED_HOST") == "1"
+SANDBOX_PYTHON: dict[str, str] = (
+    {"python": "/usr/bin/python3"} if DEGRADED and paths.reachable_by_others("/usr/bin/python3", os.X_OK) else {}
+)
 
 
 def _own_cgroup_paths() -> dict[str, str]:
@@ -95,6 +103,8 @@ def open_sandbox() -> Iterator[Callable[..., Sandbox]]:
         kwargs.setdefault("timeout", 5.0)
         kwargs.setdefault("memory_mb", 512)
         kwargs.setdefault("prestart", False)
+        for key, value in SANDBOX_PYTHON.items():
+            kwargs.setdefault(key, value)
         sb = Sandbox(**kwargs)
         opened.append(sb)
         return sb
@@ -109,7 +119,7 @@ def layers(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, bool], l
     """The isolation layers this host gives a default session, and the notes on missing ones."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CODELOOP_HOME", str(tmp_path_factory.mktemp("layers-home")))
-        with Sandbox(prestart=False) as sb:
+        with Sandbox(prestart=False, **SANDBOX_PYTHON) as sb:
             return sb.isolation, sb.isolation_notes
 
 
@@ -126,7 +136,7 @@ def need(layers: tuple[dict[str, bool], list[str]]) -> Callable[..., None]:
         if any(active.get(name) for name in any_of):
             return
         with pytest.raises(SandboxUnavailable) as refused:
-            Sandbox(require=[any_of[0]], prestart=False)
+            Sandbox(require=[any_of[0]], prestart=False, **SANDBOX_PYTHON)
         assert any_of[0] in str(refused.value)
         pytest.skip(f"layers {any_of} inactive on this host; the sandbox refuses them: {refused.value}")
 

@@ -99,12 +99,14 @@ def _spawn(launch: Launch) -> WorkerProcess:
                 os.close(theirs)
                 raise
         pid, popen = _start(launch, child)
-    except OSError as e:
+    except BaseException as e:  # OSError, or SubprocessError at interpreter exit ("preexec_fn not supported")
         for fd in host.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         if launch.jail is not None:  # jail: free the uid and cgroup of a worker that never started
             launch.jail.close()
+        if not isinstance(e, OSError | subprocess.SubprocessError):
+            raise
         raise SandboxError(f"cannot start the sandbox worker ({launch.argv[0]}): {e}") from e
     finally:
         for fd in child.values():
