@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,7 +57,13 @@ def test_session_directory_is_inside_a_private_holder_the_session_cannot_rename(
     assert sb.workdir.is_dir() and not Path(str(sb.workdir) + "-moved").exists()
 
 
-def test_remove_tree_walks_by_descriptor_and_never_follows_links(tmp_path: Path) -> None:
+def _remove_deep(path: Path) -> None:
+    """Remove a deep tree a failed test may have left (pytest's rmtree would hit RecursionError)."""
+    if path.exists():
+        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+
+
+def test_remove_tree_walks_by_descriptor_and_never_follows_links(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Items 1 and 6 at the unit level: unreadable and read-only directories, symlinks to a
     canary directory and file, a 1500-deep chain: all gone, the canaries untouched."""
     from codeloop.sandbox import hostfs
@@ -75,6 +82,7 @@ def test_remove_tree_walks_by_descriptor_and_never_follows_links(tmp_path: Path)
     (locked / "sub").mkdir()
     (locked / "sub").chmod(0o000)
     locked.chmod(0o500)
+    request.addfinalizer(lambda: _remove_deep(tree))  # never leave a tree pytest's own cleanup cannot remove
     deep = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for _ in range(1500):
@@ -104,9 +112,12 @@ def test_remove_tree_leaves_a_link_in_place_of_the_tree_alone(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_a_1500_deep_tree_does_not_break_restart_or_close(open_sandbox: Open, root: Path) -> None:
+def test_a_1500_deep_tree_does_not_break_restart_or_close(
+    open_sandbox: Open, root: Path, request: pytest.FixtureRequest
+) -> None:
     """Item 6: restart and close walk iteratively; the directory is removed."""
     sb = open_sandbox(root=root, timeout=30)
+    request.addfinalizer(lambda: _remove_deep(root))  # never leave a tree pytest's own cleanup cannot remove
     r = sb.run(
         "import os\nfd = os.open('.', os.O_RDONLY)\n"
         "for _ in range(1500):\n    os.mkdir('d', dir_fd=fd)\n"
