@@ -16,21 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostside import SANDBOX_PYTHON
 
 from codeloop import Sandbox
 from codeloop.errors import SandboxUnavailable
-from codeloop.sandbox.jail import cgroups, paths
+from codeloop.sandbox.jail import cgroups
 
 FENCE_MEMORY = 4 << 30
 FENCE_PIDS = 768
 
-#: On the simulated degraded host (no namespaces) a root caller's worker must run as a session uid,
-#: which must reach the interpreter: the suite's own may live under /root (pyenv), so sessions use
-#: the system's. Elsewhere: the default interpreter.
-DEGRADED = os.environ.get("CODELOOP_DEGRADED_HOST") == "1"
-SANDBOX_PYTHON: dict[str, str] = (
-    {"python": "/usr/bin/python3"} if DEGRADED and paths.reachable_by_others("/usr/bin/python3", os.X_OK) else {}
-)
 
 
 def _own_cgroup_paths() -> dict[str, str]:

@@ -9,11 +9,15 @@ priority. Verdict: exactly the canonical solutions pass.
 
 from __future__ import annotations
 
-import pytest
+from contextlib import AbstractContextManager
 
+import pytest
+from hostside import SANDBOX_PYTHON
+
+from codeloop import Sandbox
 from codeloop.evals.problems import load_humaneval
 from codeloop.evals.samples import Sample
-from codeloop.evals.sessions import sandbox_factory
+from codeloop.evals.sessions import Session
 from codeloop.evals.zygote import ForkChecker
 
 #: a package that, imported by a later sample's child, forges that check's pass
@@ -91,7 +95,10 @@ def test_exactly_the_canonical_solutions_pass_in_a_mixed_sample_file() -> None:
         ("HumanEval/6", WRONG, False),
         ("HumanEval/6", None, True),
     ]
-    with ForkChecker(sandbox_factory(timeout=10.0), timeout=5.0) as checker:
+    def open_session() -> AbstractContextManager[Session]:
+        return Sandbox(timeout=10.0, memory_mb=1024, **SANDBOX_PYTHON)
+
+    with ForkChecker(open_session, timeout=5.0) as checker:
         verdicts = []
         for number, (task, completion, canonical) in enumerate(plan):
             problem = problems[task]

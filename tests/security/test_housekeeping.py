@@ -12,11 +12,12 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hostside import session_uid, status, worker_pid
+from hostside import SANDBOX_PYTHON, session_uid, status, worker_pid
 
 from codeloop import Sandbox
 from codeloop.errors import SandboxError
@@ -28,12 +29,13 @@ Open = Callable[..., Sandbox]
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A sandbox root of our own, mode 0755: its mode and contents are the canary."""
-    path = tmp_path / "root"
-    path.mkdir()
+def root() -> Iterator[Path]:
+    """A sandbox root of our own, mode 0755: its mode and contents are the canary. Directly in
+    /tmp, so a session uid can reach it on a host without namespaces (pytest's tmp is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="codeloop-test-root-"))
     path.chmod(0o755)
-    return path
+    yield path
+    _remove_deep(path)
 
 
 def test_closing_a_session_whose_directory_vanished_leaves_its_parent_alone(open_sandbox: Open, root: Path) -> None:
@@ -183,10 +185,11 @@ def test_an_exception_while_spawning_leaves_nothing_behind(
         raise subprocess.SubprocessError("preexec_fn not supported at interpreter shutdown")
 
     monkeypatch.setattr(spawn, "_start", refuse)
+    before = set(jailer._live)
     with pytest.raises(SandboxError, match="interpreter shutdown"):
-        Sandbox(root=root, prestart=False)
+        Sandbox(root=root, prestart=False, **SANDBOX_PYTHON)
     assert list(root.iterdir()) == []
-    assert all(jail._closed for jail in list(jailer._live))
+    assert all(jail._closed for jail in set(jailer._live) - before)
 
 
 def test_uid_locks_never_follow_a_planted_symlink(tmp_path: Path) -> None:
@@ -226,36 +229,28 @@ def test_session_uids_avoid_the_ranges_systemd_assigns() -> None:
     assert high < 2**31
 
 
-def test_root_without_namespaces_or_a_session_uid_refuses(tmp_path: Path) -> None:
+def test_root_without_namespaces_or_a_session_uid_refuses(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     """Item 3: a jail that would leave the worker as uid 0 on the host's files refuses, naming
-    the missing layers and the fix (a host without bubblewrap and a root the uid cannot reach)."""
+    the missing layers and the fix (a host without bubblewrap, and a root the uid cannot reach)."""
     if os.geteuid() != 0:
         pytest.skip("the refusal concerns root callers")
     from codeloop.errors import SandboxUnavailable
-    from codeloop.sandbox import hostfs
-    from codeloop.sandbox.jail.policy import JailPolicy
-    from codeloop.sandbox.jail.probe import HostSupport, probe_host
+    from codeloop.sandbox.jail import probe
 
-    real = probe_host()
-    host = HostSupport(
-        bwrap=None,
-        bwrap_mode=None,
-        can_switch_uid=real.can_switch_uid,
-        landlock_abi=real.landlock_abi,
-        seccomp=real.seccomp,
-        cgroups=None,
-        reasons={"namespaces": "no bwrap binary (test)"},
-    )
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    session = hostfs.new_session_dir(private)
-    try:
-        with pytest.raises(SandboxUnavailable, match="run as root") as refused:
-            jailer.WorkerJail(JailPolicy(session_dir=session), host=host)
-        assert "namespaces" in str(refused.value) and "jail=False" in str(refused.value)
-        assert session.stat().st_uid == 0  # nothing was handed over
-    finally:
-        hostfs.remove_session(session)
+    real = probe.probe_host()
+    lacking = probe.HostSupport(
+        None, None, real.can_switch_uid, real.landlock_abi, real.seccomp, None,
+        {**real.reasons, "namespaces": "no bwrap binary (simulated)"},
+    )  # fmt: skip
+    monkeypatch.setattr(jailer, "probe_host", lambda: lacking)
+    private = root / "private"
+    private.mkdir(mode=0o700)  # no uid but root's can pass: the session uid is off
+    with pytest.raises(SandboxUnavailable, match="run as root") as refused:
+        Sandbox(root=private, prestart=False)
+    assert "simulated" in str(refused.value) and "jail=False" in str(refused.value)
+    assert list(private.iterdir()) == []
+    with pytest.raises(SandboxUnavailable, match=r"required isolation layer\(s\) namespaces"):
+        Sandbox(root=private, prestart=False, require=["namespaces"])  # a required layer is named first
 
 
 def test_worker_status_is_not_root_when_namespaces_are_off(open_sandbox: Open, layers: tuple[dict[str, bool], list[str]]) -> None:
@@ -265,4 +260,5 @@ def test_worker_status_is_not_root_when_namespaces_are_off(open_sandbox: Open, l
     if os.geteuid() != 0:
         pytest.skip("only a root caller could leave the worker as root")
     sb = open_sandbox()
+    assert sb.run("1").ok  # the worker drops to its uid before it is ready for cells
     assert int(status(worker_pid(sb))["Uid"].split()[0]) != 0

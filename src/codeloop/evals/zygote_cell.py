@@ -172,7 +172,16 @@ class _Zygote:
     def __init__(self, sweep):
         self.sweep = sweep
         self.root = os.getcwd()
-        self.tmp = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
+        self.tmp = None  # the session's private /tmp (bubblewrap's, or the jail's TMPDIR without one)
+        for candidate in ("/tmp", os.environ.get("TMPDIR")):
+            if candidate and os.path.realpath(candidate) != os.path.realpath(self.root):
+                try:
+                    os.listdir(candidate)  # Landlock may deny the host's /tmp: then it is not ours
+                except OSError:
+                    continue
+                if os.access(candidate, os.W_OK):
+                    self.tmp = candidate
+                    break
         # No directory a sample can write may be on sys.path, here or in a child: a module planted
         # there (typing/, json.py) would run as a later sample's (or this template's) own code.
         writable = [os.path.realpath(d) for d in (self.root, self.tmp, "/dev/shm") if d]

@@ -77,6 +77,9 @@ class WorkerJail:
         self._closed = False
         self.owner_pid = os.getpid()
         self._oom: bool | None = None  # recorded at close, when the cgroup goes away
+        #: why this jail must not start, whatever the caller requires (jail_launch raises it after
+        #: ``require``'s own refusal, which names the missing layer the caller asked for)
+        self.refusal: str | None = None
         try:
             self._prepare()
         except BaseException:
@@ -132,16 +135,15 @@ class WorkerJail:
             # Root without a mount namespace and without a uid of its own: even with every
             # capability dropped, uid 0 owns the host's files (chmod, utime, xattrs), its SysV IPC
             # and its processes' limits. Refuse rather than run there.
-            raise SandboxUnavailable(
+            uid_note = next((n for n in self.notes if n.startswith("uid:")), "uid: off")
+            self.refusal = (
                 "refusing to start: no mount namespace (bubblewrap unavailable: "
-                f"{host.reasons.get('namespaces', 'unknown reason')}) and no session uid "
-                f"({self.notes[-1] if self.notes and self.notes[-1].startswith('uid:') else 'uid: off'}), "
+                f"{host.reasons.get('namespaces', 'unknown reason')}) and no session uid ({uid_note}), "
                 "so the worker would run as root on the host's files. Fix: make bubblewrap work "
                 "(allow namespaces), or let an unprivileged uid reach the interpreter and the "
                 "sandbox root (e.g. python='/usr/bin/python3' and a root= directory with mode 0755), "
                 "or pass jail=False to run without any jail, knowingly"
             )
-
         self.isolation["rlimits"] = True
         if host.cgroups is not None:
             try:

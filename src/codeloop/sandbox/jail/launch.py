@@ -76,6 +76,8 @@ def jail_launch(spec: LaunchSpec, plain: Launch, uid_lease: UidLease | None = No
         isolation = {**plain.isolation, **jail.isolation}
         notes = [n for n in plain.notes if n.split(":", 1)[0] not in jail.isolation] + jail.notes
         require_layers(isolation, notes, required_layers(spec, isolation))
+        if jail.refusal is not None:
+            raise SandboxUnavailable(jail.refusal)
         cmd = jail.wrap(plain.argv)
     except BaseException:
         jail.close()
