@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codeloop.errors import SandboxError, SandboxUnavailable
+from codeloop.errors import SandboxError
 from codeloop.sandbox.hostfs import SESSION_NAME, chown_fresh_tree, remove_tree
 from codeloop.sandbox.jail import bwrap, paths, seccomp_filter
 from codeloop.sandbox.jail.cgroups import SessionCgroup
