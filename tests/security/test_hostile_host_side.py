@@ -139,7 +139,7 @@ def test_exec_escapes_control_characters_but_json_keeps_them(tmp_path: Path) -> 
 def test_the_console_escapes_sandbox_and_model_text() -> None:
     from codeloop.agent.console import ConsolePrinter
     from codeloop.agent.events import CellOutput, ModelText
-    from codeloop.terminal import printable
+    from codeloop.text.terminal import printable
 
     out = io.StringIO()
     printer = ConsolePrinter(out, color=False)

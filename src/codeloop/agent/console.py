@@ -23,7 +23,7 @@ from codeloop.agent.events import (
 )
 from codeloop.agent.observation import trim_middle, trim_traceback
 from codeloop.agent.result import AgentResult, Step
-from codeloop.terminal import printable
+from codeloop.text.terminal import printable
 
 __all__ = ["ConsolePrinter", "wants_color"]
 

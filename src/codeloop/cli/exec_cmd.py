@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from codeloop.sandbox import RunResult, Sandbox
-from codeloop.terminal import printable
+from codeloop.text.terminal import printable
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
