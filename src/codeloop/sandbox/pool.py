@@ -19,9 +19,11 @@ from pathlib import Path
 
 from codeloop.errors import SandboxError
 from codeloop.sandbox import mplcache
+from codeloop.sandbox.config import SandboxConfig
 from codeloop.sandbox.hostfs import new_session_dir, remove_session
 from codeloop.sandbox.jail.uids import UidLease
-from codeloop.sandbox.launcher import Launch, LaunchSpec, build_launch
+from codeloop.sandbox.launch_types import Launch, LaunchSpec
+from codeloop.sandbox.launcher import build_launch
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.spawn import spawn_worker
 
@@ -68,19 +70,17 @@ class WorkerPool:
         self.per_profile = per_profile
         self.max_profiles = max_profiles
         self.stop_grace = stop_grace
-        self._idle: OrderedDict[tuple[object, ...], deque[StartedWorker]] = OrderedDict()
-        self._starting: dict[tuple[object, ...], int] = {}
+        self._idle: OrderedDict[SandboxConfig, deque[StartedWorker]] = OrderedDict()
+        self._starting: dict[SandboxConfig, int] = {}
+        self._queued = 0  # background refills not finished yet
         self._closed = False
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
 
-    @staticmethod
-    def _key(template: LaunchSpec, root: Path | None) -> tuple[object, ...]:
-        return (*template.profile(), str(root))
-
-    def take(self, template: LaunchSpec, root: Path | None) -> StartedWorker | None:
-        """A live idle worker for this profile, or None."""
-        key = self._key(template, root)
+    def take(self, config: SandboxConfig) -> StartedWorker | None:
+        """A live idle worker for this config's profile (``config.pool_key``), or None."""
+        key = config.pool_key
+        template = config.launch_spec()
         while True:
             with self._lock:
                 idle = self._idle.get(key)
@@ -93,9 +93,10 @@ class WorkerPool:
                 return worker
             self._discard(worker)  # died while idle (killed from outside): try the next one
 
-    def refill(self, template: LaunchSpec, root: Path | None) -> None:
+    def refill(self, config: SandboxConfig) -> None:
         """Top the profile up to ``per_profile`` idle workers (spawning is cheap; booting is async)."""
-        key = self._key(template, root)
+        key = config.pool_key
+        template, root = config.launch_spec(), config.root
         evicted: list[StartedWorker] = []
         with self._lock:
             if self._closed:
@@ -128,21 +129,27 @@ class WorkerPool:
             if worker is not None and not keep:
                 self._discard(worker)  # shut down meanwhile (interpreter exit)
 
-    def refill_in_background(self, template: LaunchSpec, root: Path | None) -> None:
+    def refill_in_background(self, config: SandboxConfig) -> None:
         """``refill`` on a thread: a jailed launch costs tens of ms that a new session should not wait for."""
+        with self._lock:
+            self._queued += 1  # counted at once, so wait_for_refills sees a refill that has not begun
 
         def work() -> None:
             try:
-                self.refill(template, root)
+                self.refill(config)
             except Exception:  # a spare worker is an optimisation; the next session spawns its own
                 pass
+            finally:
+                with self._lock:
+                    self._queued -= 1
+                    self._settled.notify_all()
 
         threading.Thread(target=work, name="codeloop-sandbox-pool", daemon=True).start()
 
     def wait_for_refills(self, timeout: float) -> bool:
         """Wait until no spare worker is being started; False if ``timeout`` passed first."""
         with self._settled:
-            return self._settled.wait_for(lambda: not any(self._starting.values()), timeout)
+            return self._settled.wait_for(lambda: not self._queued and not any(self._starting.values()), timeout)
 
     def idle_count(self) -> int:
         with self._lock:
@@ -179,6 +186,7 @@ class WorkerPool:
                 worker.proc.close()
         self._idle.clear()
         self._starting.clear()
+        self._queued = 0
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
 

@@ -14,7 +14,6 @@ import os
 import queue
 import re
 import signal
-import sys
 import threading
 import time
 import weakref
@@ -25,12 +24,12 @@ from typing import Any
 
 from codeloop.errors import ConfigError, SandboxError
 from codeloop.sandbox import mplcache
+from codeloop.sandbox.config import SandboxConfig, check_limits, positive
 from codeloop.sandbox.exchange import Capture, Ending, Outcome, before_request, exchange
 from codeloop.sandbox.hostfs import new_session_dir, remove_session
 from codeloop.sandbox.jail.launch import missing_layers_line
-from codeloop.sandbox.jail.policy import check_layer_names, check_limits
 from codeloop.sandbox.jail.uids import UidLease
-from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
+from codeloop.sandbox.layers import strict_layers
 from codeloop.sandbox.pool import POOL, StartedWorker, start_worker
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.protocol import NonceSource, ProtocolError, encode_limits, encode_run_request
@@ -39,7 +38,7 @@ from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
 __all__ = ["Sandbox"]
 
 #: what ``strict=True`` requires (DESIGN.md section 5): without these the session refuses to start
-STRICT_LAYERS = ("process", "clean_env", "rlimits", "namespaces", "landlock", "seccomp")
+STRICT_LAYERS = strict_layers(network=True)
 
 #: cells that plot: the host builds its shared matplotlib font cache when it sees one
 _USES_MATPLOTLIB = re.compile(r"matplotlib|pyplot|seaborn|\.plot\(")
@@ -106,10 +105,6 @@ def _release_quietly(res: _Resources, grace: float) -> None:
         res.release(grace)
 
 
-def _strict_layers(network: bool) -> tuple[str, ...]:
-    return STRICT_LAYERS if network else (*STRICT_LAYERS, "no_network")
-
-
 def _clean(text: Any) -> str:
     """A str safe to print and encode (lone surrogates from the worker become '?')."""
     text = str(text)
@@ -149,11 +144,14 @@ def _display_path(path: object) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, not {value!r}")
+def _env_items(env: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    if env is not None and not isinstance(env, Mapping):
+        raise ConfigError(f"env must be a mapping of str to str, not {env!r}")
+    return tuple((env or {}).items())
+
+
+def _limit_items(limits: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    return tuple(check_limits(limits if limits is not None else {}).items())
 
 
 class Sandbox:
@@ -184,46 +182,36 @@ class Sandbox:
         jail: bool = True,
         limits: Mapping[str, int] | None = None,
     ) -> None:
-        _positive("timeout", timeout)
-        _positive("memory_mb", memory_mb, allow_none=True)
-        _positive("cpu_seconds", cpu_seconds, allow_none=True)
-        _positive("stop_grace", stop_grace)
-        for name, value in (("max_repr", max_repr), ("max_figures", max_figures), ("max_files", max_files)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, not {value!r}")
-        if isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 64:
-            raise ConfigError(f"max_output must be an integer of at least 64 bytes, not {max_output!r}")
-        hard = output_hard_limit if output_hard_limit is not None else max(64 * max_output, 64 << 20)
-        if not isinstance(hard, int) or hard < max_output:
-            raise ConfigError(f"output_hard_limit must be an integer >= max_output, not {hard!r}")
-        interpreter = python or sys.executable
-        if not interpreter or not os.access(interpreter, os.X_OK):
-            raise ConfigError(f"no usable Python interpreter for the sandbox: {interpreter!r}")
-        self.timeout = float(timeout)
-        self.max_output = max_output
-        self.output_hard_limit = hard
-        self.max_repr = max_repr
-        self.max_figures = max_figures
-        self.max_files = max_files
-        self.stop_grace = float(stop_grace)
-        self._root = Path(root) if root is not None else None
-        if self._root is not None and not self._root.is_dir():
-            raise ConfigError(f"sandbox root {self._root} is not a directory")
-        self._template = LaunchSpec(
-            python=interpreter,
-            worker=WORKER_SCRIPT,
-            session_dir=Path(),
+        config = SandboxConfig(
+            timeout=timeout,
             memory_mb=memory_mb,
-            cpu_seconds=cpu_seconds,
             network=network,
-            env=self._worker_env(env),
+            cpu_seconds=cpu_seconds,
+            max_output=max_output,
+            output_hard_limit=output_hard_limit,
+            max_repr=max_repr,
+            max_figures=max_figures,
+            max_files=max_files,
+            env=_env_items(env),
+            root=Path(root) if root is not None else None,
+            python=python,
             strict=strict,
-            # jail: layers that must be active (else SandboxUnavailable); jail=False: no layers at all
-            require=tuple(check_layer_names([*require, *(_strict_layers(network) if strict else ())])),
-            jail=bool(jail),
-            limits=dict(check_limits(limits or {})),  # jail: file_size_mb, open_files, processes, tmp_size_mb
+            stop_grace=stop_grace,
+            require=tuple(require) if not isinstance(require, str) else (require,),
+            jail=jail,
+            limits=_limit_items(limits),
         )
-        worker = POOL.take(self._template, self._root) if prestart else None
+        self.config = config
+        self.timeout = config.timeout
+        self.max_output = config.max_output
+        self.output_hard_limit = config.output_hard_limit or 0
+        self.max_repr = config.max_repr
+        self.max_figures = config.max_figures
+        self.max_files = config.max_files
+        self.stop_grace = config.stop_grace
+        self._root = config.root
+        self._template = config.launch_spec()
+        worker = POOL.take(config) if prestart else None
         if worker is None:
             session_dir = new_session_dir(self._root)
             try:
@@ -242,22 +230,10 @@ class Sandbox:
         self._closed = False
         self._cell = 0
         self._pending_notes: list[str] = []
-        self._limits = encode_limits(max_repr, max_figures, max_files)
+        self._limits = encode_limits(config.max_repr, config.max_figures, config.max_files)
         self._nonces = NonceSource()
         self._pending_restart: str | None = None  # why the worker must restart after this cell
         self._mpl_requested = False
-
-    @staticmethod
-    def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-        # No shared cache dirs: matplotlib and fontconfig keep theirs under HOME (the session dir),
-        # where a jail lets them write and where no session can poison another's. The host's
-        # matplotlib font cache arrives there as each session's own copy (see mplcache.py).
-        env: dict[str, str] = {}
-        for key, value in (extra or {}).items():
-            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
-                raise ConfigError(f"sandbox env entries must be str -> str without '=' in names: {key!r}")
-            env[key] = value
-        return env
 
     # --- public properties ---------------------------------------------------------------------
 
@@ -306,7 +282,7 @@ class Sandbox:
         if timeout is None:
             limit = self.timeout
         else:
-            _positive("timeout", timeout)
+            positive("timeout", timeout)
             limit = float(timeout)
         with self._lock:
             if self._closed:
@@ -525,7 +501,7 @@ class Sandbox:
     def _refill_pool(self) -> None:
         if self._refill_owed:
             self._refill_owed = False
-            POOL.refill_in_background(self._template, self._root)
+            POOL.refill_in_background(self.config)
 
     def close(self) -> None:
         """Stop the worker's whole process group and delete the session directory. Idempotent.

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 
 from codeloop.errors import SandboxError
-from codeloop.sandbox.launcher import REPLY_FD, REQUEST_FD, Launch
+from codeloop.sandbox.launch_types import REPLY_FD, REQUEST_FD, Launch
 from codeloop.sandbox.process import WorkerPipes, WorkerProcess
 
 __all__ = ["spawn_worker"]

@@ -17,7 +17,7 @@ from codeloop.sandbox.jail.policy import JailPolicy, check_layer_names, check_li
 
 if TYPE_CHECKING:
     from codeloop.sandbox.jail.uids import UidLease
-    from codeloop.sandbox.launcher import Launch, LaunchSpec
+    from codeloop.sandbox.launch_types import Launch, LaunchSpec
 
 __all__ = ["jail_launch", "missing_layers_line", "require_layers", "required_layers"]
 
