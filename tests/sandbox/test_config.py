@@ -66,3 +66,26 @@ def test_one_registry_names_every_layer() -> None:
     with Sandbox(jail=False, prestart=False) as sb:  # the plain launch reports every layer too
         assert set(sb.isolation) == set(layers.NAMES)
         assert {name for name, on in sb.isolation.items() if on} == set(layers.PLAIN)
+
+
+def test_the_registry_points_at_real_probes_plans_and_in_worker_steps(tmp_path: __import__("pathlib").Path) -> None:
+    """Each layer's probe is a HostSupport field, its in-worker step a function of inworker.py, and
+    its plan key one the jail writes (checked on a plan for this host), so the registry cannot rot."""
+    from codeloop.sandbox.jail import inworker, jailer, probe
+
+    fields = {f.name for f in dataclasses.fields(probe.HostSupport)}
+    plan_keys = {"umask", "rlimits", "seccomp_fd", "uid", "gid", "drop_caps", "landlock"}
+    from codeloop.sandbox import hostfs
+
+    session = hostfs.new_session_dir(tmp_path)
+    jail = jailer.WorkerJail(policy.JailPolicy(session_dir=session), host=probe.probe_host())
+    try:
+        written = set(jail._plan(None)) | {"seccomp_fd"}
+    finally:
+        jail.close()
+        hostfs.remove_session(session)
+    for layer in layers.LAYERS:
+        assert layer.probe is None or layer.probe in fields, layer
+        assert layer.in_worker is None or callable(getattr(inworker, layer.in_worker, None)), layer
+        assert layer.plan is None or layer.plan in plan_keys, layer
+    assert written <= plan_keys
