@@ -256,20 +256,22 @@ _sources: dict[str, str] = {}
 
 
 class _SafeImports:
-    """While the worker imports for itself (traceback, linecache, binascii), the session directory
-    and the cwd are off ``sys.path``: a module the session planted there (``traceback.py``) must
-    never run as the worker's own code, e.g. on the first error after a restart."""
+    """While the worker imports for itself (traceback, linecache, binascii), ``sys.path`` is the
+    interpreter's own, as it was before the session directory went on it: a module the session
+    planted there (``traceback.py``) never runs as the worker's own code, e.g. on the first error
+    after a restart, and a cell that broke ``sys.path`` still gets its traceback."""
 
     def __enter__(self):
-        self.saved = sys.path[:]
-        sys.path[:] = [p for p in self.saved if p and p != _SESSION_DIR[0] and p != "."]
+        self.saved = sys.path
+        sys.path = list(_BASE_PATH)  # the interpreter's own path, as it was before any cell ran
 
     def __exit__(self, *exc):
-        sys.path[:] = self.saved
+        sys.path = self.saved
         return False
 
 
 _SESSION_DIR = [""]
+_BASE_PATH: list[str] = []
 
 
 def _sync_linecache():
@@ -583,6 +585,7 @@ def main():
     os.makedirs(session_dir, exist_ok=True)
     os.chdir(session_dir)
     _SESSION_DIR[0] = session_dir
+    _BASE_PATH[:] = [p for p in sys.path if p and p != session_dir]
     sys.path.insert(0, session_dir)
     sys.argv = [""]
     module = type(sys)("__main__")
