@@ -262,3 +262,43 @@ def test_worker_status_is_not_root_when_namespaces_are_off(open_sandbox: Open, l
     sb = open_sandbox()
     assert sb.run("1").ok  # the worker drops to its uid before it is ready for cells
     assert int(status(worker_pid(sb))["Uid"].split()[0]) != 0
+
+
+def test_remove_tree_as_an_ordinary_user_fixes_permissions_inside_only() -> None:
+    """Item 1 for non-root callers: no DAC override, so unreadable and read-only directories must
+    be opened up (by descriptor, inside the tree) to be removed; the parent keeps its mode."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the removal as another, ordinary uid")
+    nobody = 65534
+    parent = Path(tempfile.mkdtemp(prefix="codeloop-test-user-"))
+    try:
+        parent.chmod(0o755)
+        os.chown(parent, nobody, nobody)
+        tree = parent / "tree"
+        (tree / "a" / "b").mkdir(parents=True)
+        (tree / "a" / "b" / "f").write_text("x")
+        (tree / "link").symlink_to("/etc/passwd")
+        for path in (tree, tree / "a", tree / "a" / "b", tree / "a" / "b" / "f"):
+            os.chown(path, nobody, nobody)
+        os.lchown(tree / "link", nobody, nobody)
+        (tree / "a" / "b").chmod(0o000)
+        (tree / "a").chmod(0o500)
+        from codeloop.sandbox import hostfs
+
+        pid = os.fork()
+        if pid == 0:  # a child that is an ordinary user: no capabilities, no DAC override
+            code = 1
+            try:
+                os.setgroups([])
+                os.setresgid(nobody, nobody, nobody)
+                os.setresuid(nobody, nobody, nobody)
+                hostfs.remove_tree(tree)
+                code = 0
+            finally:
+                os._exit(code)
+        _, wait_status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(wait_status) == 0
+        assert not tree.exists() and stat.S_IMODE(parent.stat().st_mode) == 0o755
+        assert Path("/etc/passwd").stat().st_uid == 0
+    finally:
+        _remove_deep(parent)
