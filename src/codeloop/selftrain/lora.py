@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,17 +121,20 @@ def train_lora(
         torch.set_num_threads(config.threads)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    peft_model = get_peft_model(
-        model,
-        PeftLoraConfig(
-            r=config.rank,
-            lora_alpha=int(config.alpha),
-            lora_dropout=config.dropout,
-            target_modules=list(TARGET_MODULES),
-            bias="none",
-            task_type="CAUSAL_LM",
-        ),
-    )
+    with warnings.catch_warnings():
+        # peft 0.21 calls a transformers 5 API that is deprecated for v6: noise for our users
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(
+            model,
+            PeftLoraConfig(
+                r=config.rank,
+                lora_alpha=int(config.alpha),
+                lora_dropout=config.dropout,
+                target_modules=list(TARGET_MODULES),
+                bias="none",
+                task_type="CAUSAL_LM",
+            ),
+        )
     peft_model.train()
     encoded = [_encode(tokenizer, ex, config.max_len) for ex in examples]
     params = [p for p in peft_model.parameters() if p.requires_grad]
@@ -166,7 +170,7 @@ def train_lora(
                 logits.reshape(-1, logits.shape[-1]), target[:, 1:].reshape(-1), ignore_index=-100, reduction="sum"
             )
             (loss / counted).backward()
-            total_loss += float(loss)
+            total_loss += float(loss.detach())
             total_tokens += sum(1 for x in labels[1:] if x != -100)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
@@ -188,7 +192,7 @@ def adapter_state(peft_model: Any) -> dict[str, Any]:
     """The LoRA tensors of a trained PEFT model, by PEFT's names."""
     from peft import get_peft_model_state_dict
 
-    return dict(get_peft_model_state_dict(peft_model))
+    return dict(get_peft_model_state_dict(peft_model, save_embedding_layers=False))
 
 
 def model_shape(model: Any) -> dict[str, Any]:
