@@ -15,7 +15,7 @@ from __future__ import annotations
 from codeloop.scale.cluster import LocalCluster, connect
 from codeloop.scale.errors import ScaleError
 from codeloop.scale.pool import PoolStats, WorkerPool, plan_actors
-from codeloop.scale.ray_map import RayEvalMap, RayOptions, open_pool
+from codeloop.scale.ray_map import RayEvalMap, RayOptions, RayTaskMap, open_pool
 from codeloop.scale.worker import Worker, WorkerSpec
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "PoolStats",
     "RayEvalMap",
     "RayOptions",
+    "RayTaskMap",
     "ScaleError",
     "Worker",
     "WorkerPool",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from codeloop.agent.settings import Limits, Strategy
 from codeloop.evals.checker import CheckResult
 from codeloop.evals.generation import GenerationSettings
 from codeloop.evals.mapping import GenerationJob
@@ -21,7 +22,7 @@ from codeloop.scale.cluster import connect
 from codeloop.scale.pool import WorkerPool, plan_actors
 from codeloop.scale.worker import WorkerSpec
 
-__all__ = ["RayEvalMap", "RayOptions", "open_pool"]
+__all__ = ["RayEvalMap", "RayOptions", "RayTaskMap", "open_pool"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,31 @@ class RayEvalMap:
         self.pool.close()
 
     def __enter__(self) -> RayEvalMap:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class RayTaskMap:
+    """A :class:`~codeloop.scale.batch.TaskMap` over a pool of Ray actors: agent tasks, in order."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        names = {str(info.get("model")) for info in pool.infos}
+        self.model_name = names.pop() if len(names) == 1 else ",".join(sorted(names))
+
+    @classmethod
+    def open(cls, options: RayOptions, *, model: str | None, base_url: str | None = None, cell_timeout: float = 30.0) -> RayTaskMap:
+        return cls(open_pool(options, model=model, base_url=base_url, timeout=cell_timeout, memory_mb=None))
+
+    def run(self, tasks: Sequence[str], limits: Limits, strategy: Strategy) -> Generator[dict[str, Any], None, None]:
+        yield from self.pool.map("run_task", tasks, limits, strategy)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> RayTaskMap:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
