@@ -56,9 +56,13 @@ def connect(address: str, *, namespace: str = "codeloop") -> ModuleType:
     """
     if not address or not address.strip():
         raise ScaleError("--ray needs the address of a Ray cluster, e.g. --ray 127.0.0.1:6379 or --ray auto")
+    # Ray's C++ core logs every failed connection attempt as a warning on stderr; errors only.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    _check_loopback_setting()
+    _reload_auth_settings()
     try:
         ray.init(
             address=address.strip(),
@@ -69,14 +73,45 @@ def connect(address: str, *, namespace: str = "codeloop") -> ModuleType:
         )
     except Exception as e:  # Ray raises ConnectionError, RuntimeError, AuthenticationError, ValueError...
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        hint = ""
-        if "auth" in type(e).__name__.lower() or "token" in str(e).lower():
-            hint = (
-                "; the cluster wants its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
-                "(or RAY_AUTH_TOKEN_PATH), as given by 'ray get-auth-token' on the head node"
-            )
+        hint = (
+            " (is a cluster running there, and, if it uses token authentication, do RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH give its token, as 'ray get-auth-token' prints it on the head?)"
+        )
         raise ScaleError(f"cannot join the Ray cluster at {address}: {text}{hint}") from e
     return ray
+
+
+def _check_loopback_setting() -> None:
+    """Refuse to go on when Ray read ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` before it was set.
+
+    Ray reads it once, when imported; without it a driver rewrites ``127.0.0.1`` to the machine's
+    outward address, where a loopback-only cluster does not listen, and waits for minutes.
+    """
+    import importlib
+
+    key = next(iter(_LOOPBACK_ENV))
+    if os.environ.get(key) != "0":
+        return
+    constants = importlib.import_module("ray._private.ray_constants")
+    if getattr(constants, "ENABLE_RAY_CLUSTER", False):
+        raise ScaleError(f"ray was imported before {key}=0 was set: set it before importing ray (or in the environment)")
+
+
+def _reload_auth_settings() -> None:
+    """Make Ray read ``RAY_AUTH_MODE`` and the token again: it caches them when first imported.
+
+    A program that imported ray before setting them (a test that starts its own cluster, say)
+    would otherwise connect without the token and be refused. Ray does the same itself when it
+    turns token authentication on for a local cluster.
+    """
+    import importlib
+
+    raylet = importlib.import_module("ray._raylet")
+    config, loader = getattr(raylet, "Config", None), getattr(raylet, "AuthenticationTokenLoader", None)
+    if config is None or loader is None:  # another Ray version: it reads them at ray.init
+        return
+    config.initialize("")
+    loader.instance().reset_cache()
 
 
 def node_env(token: str | None) -> dict[str, str]:
@@ -143,7 +178,11 @@ class LocalCluster:
 
     @contextmanager
     def driver_env(self) -> Iterator[None]:
-        """Set :attr:`env` in this process for the duration (Ray reads it at ``ray.init``)."""
+        """Set :attr:`env` in this process for the duration; enter it before importing ray.
+
+        Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` when it is imported and the token at
+        ``ray.init`` (``connect`` makes it read the token again).
+        """
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         try:
@@ -211,64 +250,98 @@ class LocalCluster:
 
     @property
     def pgid(self) -> int | None:
-        """The process group every process of this cluster runs in (``ray start`` leads it)."""
+        """The process group of the head (``ray start`` leads it; Ray's workers make groups of their own)."""
         return None if self.process is None else self.process.pid
 
-    def owns(self, pid: int) -> bool:
-        """Whether ``pid`` is a live process of this cluster (in its process group)."""
-        if self.pgid is None:
-            return False
-        try:
-            return os.getpgid(pid) == self.pgid
-        except ProcessLookupError:
-            return False
-
     def processes(self) -> list[int]:
-        """Live processes of this cluster's process group."""
-        if self.pgid is None:
+        """Live processes of this cluster: the head's group, and every descendant of the head."""
+        if self.process is None:
             return []
-        found = []
+        root = self.process.pid
+        parents: dict[int, int] = {}
+        group: set[int] = set()
         for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.getpgid(int(entry)) == self.pgid:
-                        found.append(int(entry))
-                except (ProcessLookupError, PermissionError):
-                    continue
-        return found
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            stat = _stat(pid)
+            if stat is None:
+                continue
+            parents[pid] = stat[0]
+            if stat[1] == root:
+                group.add(pid)
+        found = set(group)
+        if root in parents:
+            found.add(root)
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parents.items():
+            children.setdefault(ppid, []).append(pid)
+        todo, seen = [root], {root}
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in seen:
+                    seen.add(child)
+                    found.add(child)
+                    todo.append(child)
+        return sorted(found)
+
+    def owns(self, pid: int) -> bool:
+        """Whether ``pid`` is a live process this cluster started (so a test may signal it)."""
+        return pid in self.processes()
 
     def stop(self, grace: float = 40.0) -> None:
-        """SIGTERM the head (it drains and stops its processes), then SIGKILL what is left of the group."""
+        """SIGTERM the head (it drains and stops its processes), then SIGKILL whatever of them is left."""
         process = self.process
         if process is not None:
+            started = {pid: _start_time(pid) for pid in self.processes()}  # before the head exits
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
                     process.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
-                    pass
+                    process.kill()
+            process.wait()
             deadline = time.monotonic() + 5.0
-            while self.processes() and time.monotonic() < deadline:
+            while self._left(started) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if self.processes():
+            for pid in self._left(started):
                 try:
-                    os.killpg(process.pid, signal.SIGKILL)  # our own group only
+                    os.kill(pid, signal.SIGKILL)  # one of ours (same pid, same start time)
                 except ProcessLookupError:
                     pass
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            while self.processes() and time.monotonic() < deadline + 5.0:
-                time.sleep(0.1)
+            self._started_pids = started
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)  # the directory this object made
             self._tmp = None
+
+    @staticmethod
+    def _left(started: dict[int, int | None]) -> list[int]:
+        return [pid for pid, when in started.items() if when is not None and _start_time(pid) == when]
+
+    def leftovers(self) -> list[int]:
+        """Processes of the stopped cluster still alive (should be none)."""
+        return self._left(getattr(self, "_started_pids", {}))
 
     def __enter__(self) -> LocalCluster:
         return self.start() if self.process is None else self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _stat(pid: int) -> tuple[int, int, int] | None:
+    """``(ppid, pgid, start time)`` of a process from ``/proc/PID/stat``; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return int(fields[1]), int(fields[2]), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    stat = _stat(pid)
+    return None if stat is None else stat[2]
 
 
 def describe_resources(ray: Any) -> dict[str, float]:
