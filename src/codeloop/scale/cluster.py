@@ -56,8 +56,6 @@ def connect(address: str, *, namespace: str = "codeloop") -> ModuleType:
     """
     if not address or not address.strip():
         raise ScaleError("--ray needs the address of a Ray cluster, e.g. --ray 127.0.0.1:6379 or --ray auto")
-    # Ray's C++ core logs every failed connection attempt as a warning on stderr; errors only.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     ray = import_ray()
     if ray.is_initialized():
         return ray

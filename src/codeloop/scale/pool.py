@@ -148,7 +148,10 @@ class WorkerPool:
                 if not waiting:
                     time.sleep(0.1)
                     continue
-                done, _ = ray.wait(waiting, num_returns=1, timeout=0.5)
+                done, rest = ray.wait(waiting, num_returns=1, timeout=0.5)
+                if done and rest:  # take every answer already there, not one per round trip
+                    more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+                    done += more
                 for ref in done:
                     if ref in probes:
                         self._probe_answered(ref, probes.pop(ref), recovering)
