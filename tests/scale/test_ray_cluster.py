@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from codeloop.agent import Limits, Strategy
-from codeloop.evals import HumanEvalOptions, run_humaneval
+from codeloop.evals import HumanEvalOptions, load_humaneval, run_humaneval
 from codeloop.evals.generation import GenerationSettings
 from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
-from codeloop.evals.runner import meta_path
+from codeloop.evals.prompts import PromptStyle
+from codeloop.evals.runner import generate_samples, meta_path
 from codeloop.scale import LocalCluster, RayEvalMap, RayOptions, RayTaskMap
 from codeloop.scale.batch import LocalTaskMap, load_tasks, run_batch
 
@@ -139,8 +140,24 @@ def test_generation_on_ray_equals_local(ray_driver: ModuleType, cluster: LocalCl
     with RayEvalMap.open(RayOptions(cluster.address, cpus=1), model="smollm2-135m") as mapper:
         assert mapper.model_name == "smollm2-135m"
         assert [info["n_threads"] for info in mapper.pool.infos] == [1, 1]
+        victim, killed = mapper.pool.actors[1], []
+
+        def kill_once(sample: object) -> None:  # at the first sample saved, kill an actor mid-generation
+            if not killed:
+                pid = _actor_pid(ray_driver, victim)
+                assert cluster.owns(pid)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        problems = load_humaneval()
+        settings = GenerationSettings(max_tokens=96, seed=7, style=PromptStyle.CHATML)
+        generate_samples(
+            list(problems.values())[:4], problems, None, settings, remote_out,
+            n=1, model_name="smollm2-135m", open_session=None, on_sample=kill_once, mapper=mapper,
+        )  # fmt: skip
+        assert killed and mapper.pool.stats.actor_losses == 1
+        # The same command as the local run: the samples are all there (resumed), only checks remain.
         remote = run_humaneval(HumanEvalOptions(out=remote_out, **options), mapper=mapper)  # type: ignore[arg-type]
-        assert sum(mapper.pool.stats.answers.values()) == 8  # 4 generated, 4 checked
     assert [_without_timing(r) for r in _rows(remote_out)] == [_without_timing(r) for r in _rows(local_out)]
     assert meta_path(remote_out).read_text() == meta_path(local_out).read_text()
     assert remote.passed == local.passed
