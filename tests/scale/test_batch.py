@@ -108,3 +108,15 @@ def test_run_batch_command_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "is the tasks file itself" in capsys.readouterr().err
     assert main(["run", "--ray", "127.0.0.1:1", "What is 1+1?"]) == 2
     assert "--ray runs a --batch" in capsys.readouterr().err
+
+
+def test_an_address_where_nothing_listens_fails_at_once() -> None:
+    import socket
+
+    from codeloop.scale import connect
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        with pytest.raises(ScaleError, match=f"cannot join the Ray cluster at 127.0.0.1:{port}: nothing answers there"):
+            connect(f"127.0.0.1:{port}")

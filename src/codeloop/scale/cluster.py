@@ -59,6 +59,7 @@ def connect(address: str, *, namespace: str = "codeloop") -> ModuleType:
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    _probe(address.strip())
     _check_loopback_setting()
     _reload_auth_settings()
     try:
@@ -77,6 +78,18 @@ def connect(address: str, *, namespace: str = "codeloop") -> ModuleType:
         )
         raise ScaleError(f"cannot join the Ray cluster at {address}: {text}{hint}") from e
     return ray
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing listens at ``HOST:PORT`` (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", a ray:// client address: left to Ray
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ScaleError(f"cannot join the Ray cluster at {address}: nothing answers there ({e.strerror or e})") from e
 
 
 def _check_loopback_setting() -> None:
