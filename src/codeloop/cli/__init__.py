@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
     "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval pass@k in the sandbox"),
     "serve": ("codeloop.cli.serve_cmd", "HTTP API and web page on 127.0.0.1:8765 (sessions, tasks, history)"),
+    "mcp": ("codeloop.cli.mcp_cmd", "Model Context Protocol server (stdio; --http): run_python, solve_task"),
 }
 
 
