@@ -129,7 +129,8 @@ class CodeloopMagics(Magics):
         finally:
             if history is not None:
                 history.close()
-        self.shell.user_ns["_codeloop"] = result  # the whole run (steps, usage), for inspection
+        if self.shell is not None:
+            self.shell.user_ns["_codeloop"] = result  # the whole run (steps, usage), for inspection
         if result.ok:
             return Answer(result.answer or "")
         print(
@@ -185,7 +186,7 @@ def _show_step(event: AgentEvent) -> None:
     if not isinstance(event, StepDone) or event.step.code is None:
         return
     step = event.step
-    parts = [_fence(step.code)]
+    parts = [_fence(step.code or "")]
     outcome = step.outcome
     if outcome is not None:
         shown = outcome.stdout.rstrip("\n")
