@@ -113,6 +113,10 @@ class _State:
         self.tasks: set[TaskRunner] = set()
         self.tasks_lock = threading.Lock()
 
+    def task_done(self, runner: TaskRunner) -> None:
+        with self.tasks_lock:
+            self.tasks.discard(runner)
+
 
 def _owner(request: Request) -> str:
     """The caller's owner name (a dependency of every /v1 route); 401 without a valid token."""
@@ -250,6 +254,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             body.task,
             limits=limits,
             history_path=_history_path(who) if state.settings.history else None,
+            on_finish=state.task_done,
         )
         with state.tasks_lock:
             if len(state.tasks) >= state.settings.max_tasks:
@@ -262,9 +267,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 async for event in runner.events():
                     yield f"event: {event['type']}\ndata: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
             finally:
-                runner.stop()  # the client went away (stop button) or the run ended: idempotent
-                with state.tasks_lock:
-                    state.tasks.discard(runner)
+                # The client went away (the stop button) or the run ended (idempotent). The task
+                # keeps its slot until its thread has wound down (on_finish).
+                runner.stop()
 
         return StreamingResponse(
             stream(),

@@ -99,6 +99,7 @@ class TaskRunner:
         limits: Limits | None = None,
         history_path: Path | None = None,
         sandbox_factory: Callable[[], Any] | None = None,
+        on_finish: Callable[[TaskRunner], None] | None = None,
     ) -> None:
         if not isinstance(task, str) or not task.strip():
             raise CodeloopError("the task is empty: say what to compute")
@@ -107,6 +108,7 @@ class TaskRunner:
         self._model_factory = model_factory
         self._history_path = history_path
         self._sandbox_factory = sandbox_factory or self._default_sandbox
+        self._on_finish = on_finish
         self._stop = threading.Event()
         self._raised = False
         self._sandbox: Any = None
@@ -200,6 +202,8 @@ class TaskRunner:
             if history is not None:
                 history.close()
             self._put(None)
+            if self._on_finish is not None:
+                self._on_finish(self)  # the thread is done: nothing of this task runs any more
 
     def _open_history(self, model_name: str) -> tuple[Any, Any]:
         if self._history_path is None:

@@ -122,8 +122,12 @@ async function sendTask(event) {
     if (!response.ok) throw new Error(await errorText(response));
     await readEvents(response, (type, data) => handleEvent(turn, type, data));
   } catch (e) {
-    if (e.name === "AbortError") turn.appendChild(el("div", "answer failed", "Stopped."));
-    else turn.appendChild(el("div", "answer failed", "Error: " + e.message));
+    if (e.name === "AbortError") {
+      turn.appendChild(el("div", "answer failed", "Stopped."));
+      setTimeout(loadHistory, 1500); // the server records the stop once the loop has wound down
+    } else {
+      turn.appendChild(el("div", "answer failed", "Error: " + e.message));
+    }
   } finally {
     running = null;
     $("send").disabled = false;
