@@ -110,10 +110,21 @@ def build_mcp_server(
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[Any]) -> AsyncIterator[None]:
+        async def reap_forever() -> None:
+            while True:
+                await anyio.sleep(min(60.0, max(0.5, idle_timeout / 4)))
+                await anyio.to_thread.run_sync(faces.sessions.reap)
+
         try:
-            yield
+            async with anyio.create_task_group() as group:
+                group.start_soon(reap_forever)
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
         finally:
-            await anyio.to_thread.run_sync(faces.sessions.close_all)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(faces.sessions.close_all)
 
     import codeloop
 
