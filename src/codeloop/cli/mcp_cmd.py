@@ -64,5 +64,4 @@ def run(args: argparse.Namespace) -> int:
     if token is not None and len(token) < 8:
         print("codeloop mcp: a token must be at least 8 characters long", file=sys.stderr)
         return 2
-    serve_http(server, args.host, args.port, token)
-    return 0
+    return serve_http(server, args.host, args.port, token)

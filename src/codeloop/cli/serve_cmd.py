@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 
 from codeloop.cli.run_cmd import positive_float, positive_int
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from codeloop.server.app import ServerSettings, create_app
-        from codeloop.server.auth import is_loopback
+        from codeloop.server.auth import bind_listener, is_loopback
     except ImportError as e:
         print(
             f"codeloop serve: needs the server extra: pip install 'codeloop[server]' ({e})", file=sys.stderr
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         history=not args.no_history,
     )
     try:
-        sock = _bind(args.host, args.port)
+        sock = bind_listener(args.host, args.port)
     except OSError as e:
         print(f"codeloop serve: cannot bind {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 2
@@ -122,18 +121,3 @@ def run(args: argparse.Namespace) -> int:
             pass
     print("codeloop serve: stopped; every sandbox session is closed", file=sys.stderr)
     return 0
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket bound before the app starts, so ``--port 0`` can say which port it got."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
-        sock.listen(2048)
-        sock.set_inheritable(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock

@@ -6,10 +6,11 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import socket
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["LOCAL_OWNER", "BodyLimit", "TokenAuth", "is_loopback", "owner_of"]
+__all__ = ["LOCAL_OWNER", "BodyLimit", "TokenAuth", "bind_listener", "is_loopback", "owner_of"]
 
 #: the owner of every request to a server bound to loopback without tokens (the machine's user)
 LOCAL_OWNER = "local"
@@ -23,6 +24,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening socket bound before the app starts, so ``--port 0`` can say which port it got."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+        sock.set_inheritable(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def owner_of(token: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from codeloop.server.auth import TokenAuth
+from codeloop.server.auth import TokenAuth, bind_listener
 
 __all__ = ["serve_http"]
 
@@ -36,17 +36,28 @@ class _RequireToken:
         await self.app(scope, receive, send)
 
 
-def serve_http(server: Any, host: str, port: int, token: str | None) -> None:
+def serve_http(server: Any, host: str, port: int, token: str | None) -> int:
     """Serve ``server`` (an MCPServer) over streamable HTTP at ``http://host:port/mcp`` until Ctrl-C."""
     import uvicorn
 
+    try:
+        sock = bind_listener(host, port)
+    except OSError as e:
+        print(f"codeloop mcp: cannot bind {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        return 2
     app: Any = server.streamable_http_app()
     if token:
         app = _RequireToken(app, TokenAuth([token]))
+    shown = f"[{host}]" if ":" in host else host
     print(
-        f"codeloop mcp: http://{host}:{port}/mcp (streamable HTTP); Ctrl-C stops", file=sys.stderr, flush=True
+        f"codeloop mcp: http://{shown}:{sock.getsockname()[1]}/mcp (streamable HTTP); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
     )
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
-    except KeyboardInterrupt:
-        pass
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
+    with sock:
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+    return 0
