@@ -138,6 +138,22 @@ def test_tokens_are_required_and_owners_are_isolated(serve: Callable[..., LiveSe
         )
 
 
+def test_other_sites_cannot_reach_a_local_server_through_a_browser(serve: Callable[..., LiveServer]) -> None:
+    server = serve()
+    port = server.url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        # a page of another site posting to the local server
+        cross = client.post("/v1/sessions", json={}, headers={"Origin": "http://evil.example"})
+        assert cross.status_code == 403 and "another origin" in cross.json()["detail"]
+        # a DNS-rebinding page: same origin as far as the browser knows, but not a loopback host name
+        rebound = client.post("/v1/sessions", json={}, headers={"Host": f"evil.example:{port}"})
+        assert rebound.status_code == 403 and "DNS rebinding" in rebound.json()["detail"]
+        same = {"Origin": f"http://127.0.0.1:{port}"}
+        assert client.post("/v1/sessions", json={}, headers=same).status_code == 201
+        assert client.get("/healthz", headers={"Host": f"localhost:{port}"}).status_code == 200
+        assert len(server.state.sessions) == 1
+
+
 def test_the_session_cap_answers_429(serve: Callable[..., LiveServer]) -> None:
     server = serve(max_sessions=2)
     with httpx.Client(base_url=server.url, timeout=60) as client:

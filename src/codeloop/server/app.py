@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 import codeloop
 from codeloop.agent import Limits
 from codeloop.errors import CodeloopError, ConfigError, HistoryError, SandboxError
-from codeloop.server.auth import LOCAL_OWNER, BodyLimit, TokenAuth
+from codeloop.server.auth import LOCAL_OWNER, BodyLimit, BrowserGuard, TokenAuth
 from codeloop.server.models import ModelChooser
 from codeloop.server.sessions import SessionLimitReached, SessionOptions, SessionRegistry, UnknownSession
 from codeloop.server.tasks import TaskRunner, result_to_dict
@@ -163,6 +163,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.codeloop = state
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body)
+    app.add_middleware(BrowserGuard, check_host=not state.auth.required)
 
     async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args, limiter=state.limiter)

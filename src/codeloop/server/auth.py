@@ -9,8 +9,17 @@ import json
 import socket
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["LOCAL_OWNER", "BodyLimit", "TokenAuth", "bind_listener", "is_loopback", "owner_of"]
+__all__ = [
+    "LOCAL_OWNER",
+    "BodyLimit",
+    "BrowserGuard",
+    "TokenAuth",
+    "bind_listener",
+    "is_loopback",
+    "owner_of",
+]
 
 #: the owner of every request to a server bound to loopback without tokens (the machine's user)
 LOCAL_OWNER = "local"
@@ -149,3 +158,49 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+def _host_name(host_header: str) -> str:
+    """``127.0.0.1:8765`` -> ``127.0.0.1``; ``[::1]:8765`` -> ``::1``."""
+    return (urlsplit("//" + host_header).hostname or "").lower()
+
+
+class BrowserGuard:
+    """ASGI middleware against other web sites reaching a local server through the user's browser.
+
+    - A request whose ``Origin`` is not this server's own (another site's page calling it) is a 403.
+    - Without tokens (a loopback server anyone on this machine may use), the ``Host`` header must
+      name a loopback address: a DNS-rebinding page (evil.example resolving to 127.0.0.1) is a 403.
+    """
+
+    def __init__(self, app: Any, *, check_host: bool) -> None:
+        self.app = app
+        self.check_host = check_host
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            host = headers.get("host", "")
+            why = None
+            if self.check_host and not is_loopback(_host_name(host)):
+                why = f"this server answers only to a loopback host name, not {host!r} (DNS rebinding guard)"
+            origin = headers.get("origin")
+            if why is None and origin is not None and origin != "null":
+                parts = urlsplit(origin)
+                if parts.netloc.lower() != host.lower():
+                    why = f"requests from pages of another origin ({origin}) are refused"
+            if why is not None:
+                body = json.dumps({"detail": why}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
