@@ -310,6 +310,20 @@ def test_stopping_a_task_ends_it_and_its_cell(
         assert runs[0]["last_status"] == "interrupted"
 
 
+def test_the_task_cap_answers_429(serve: Callable[..., LiveServer], scripted: ScriptedModelServer) -> None:
+    scripted.replies = ["```python\nimport time\nprint('busy', flush=True)\ntime.sleep(60)\n```"]
+    server = serve(model="scripted", base_url=scripted.base_url, max_tasks=1)
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        with client.stream("POST", "/v1/tasks", json={"task": "Be busy"}) as response:
+            for chunk in response.iter_text():
+                if "busy" in chunk:
+                    break
+            second = client.post("/v1/tasks", json={"task": "Another one"})
+            assert second.status_code == 429 and "1 tasks are already running" in second.json()["detail"]
+        empty = client.post("/v1/tasks", json={"task": "   "})
+        assert empty.status_code == 400 and "the task is empty" in empty.json()["detail"]
+
+
 def test_serve_refuses_a_public_address_without_a_token() -> None:
     env = {k: v for k, v in os.environ.items() if k != "CODELOOP_TOKEN"}
     done = subprocess.run([sys.executable, "-m", "codeloop", "serve", "--host", "0.0.0.0"],

@@ -31,7 +31,7 @@ from codeloop.agent import (
     fan_out,
 )
 from codeloop.agent.result import Figure
-from codeloop.errors import CodeloopError, HistoryError
+from codeloop.errors import CodeloopError, ConfigError, HistoryError
 
 __all__ = ["TaskRunner", "TaskStopped", "event_to_dict", "figure_png_b64", "step_to_dict"]
 
@@ -102,7 +102,7 @@ class TaskRunner:
         on_finish: Callable[[TaskRunner], None] | None = None,
     ) -> None:
         if not isinstance(task, str) or not task.strip():
-            raise CodeloopError("the task is empty: say what to compute")
+            raise ConfigError("the task is empty: say what to compute")
         self.task = task.strip()
         self.limits = limits or Limits()
         self._model_factory = model_factory
