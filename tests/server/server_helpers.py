@@ -28,6 +28,9 @@ class ScriptedModelServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
                 text = outer.replies.pop(0) if outer.replies else "Done."
+                if not body.get("stream"):
+                    self._whole(text)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -40,6 +43,18 @@ class ScriptedModelServer:
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _whole(self, text: str) -> None:
+                data = json.dumps({
+                    "id": "x", "object": "chat.completion", "created": 0, "model": "scripted",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _event(self, choice: dict[str, Any]) -> None:
                 chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "scripted",

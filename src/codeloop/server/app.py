@@ -278,6 +278,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    # -- workflows (analyze, complete, fix): one route each, present when the workflow is ----------
+
+    from codeloop.server.workflow_routes import workflow_router
+
+    app.include_router(workflow_router(state.models.load, in_thread, Depends(_owner)))
+
     # -- history -----------------------------------------------------------------------------
 
     def _open_history(who: str) -> Any:
