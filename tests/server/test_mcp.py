@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -24,9 +27,50 @@ def text_of(result: CallToolResult) -> str:
 
 
 def params(home: Path, *args: str) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "codeloop", "mcp", *args], env={"CODELOOP_HOME": str(home)}
+    env = {"CODELOOP_HOME": str(home)}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return StdioServerParameters(command=sys.executable, args=["-m", "codeloop", "mcp", *args], env=env)
+
+
+def _has(workflow: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"codeloop.workflows.{workflow}") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(
+    not (_has("analyze") and _has("fix")), reason="the analyze and fix workflows are not in this tree"
+)
+def test_workflow_tools_call_their_workflows(codeloop_home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "stats.py").write_text("import os\n\n\ndef mean(xs):\n    return sum(xs) / (len(xs) - 1)\n")
+    (project / "test_stats.py").write_text(
+        "from stats import mean\n\n\ndef test_mean():\n    assert mean([1, 2, 3]) == 2\n"
     )
+    scripted = ScriptedModelServer()
+    scripted.replies = ["```python\ndef mean(xs):\n    return sum(xs) / len(xs)\n```"] * 6
+    try:
+
+        async def session() -> tuple[CallToolResult, CallToolResult]:
+            args = ("--model", "scripted", "--base-url", scripted.base_url)
+            async with Client(params(codeloop_home, *args), read_timeout_seconds=300) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert {"analyze", "fix"} <= names
+                analysed = await client.call_tool("analyze", {"paths": [str(project / "stats.py")]})
+                fixed = await client.call_tool("fix", {"paths": [str(project / "stats.py")], "rounds": 2})
+                return analysed, fixed
+
+        analysed, fixed = asyncio.run(session())
+    finally:
+        scripted.close()
+    report = json.loads(text_of(analysed))
+    assert not analysed.is_error and any("stats.py" in f["path"] for f in report["findings"])
+    assert not fixed.is_error, text_of(fixed)
+    assert "+    return sum(xs) / len(xs)" in json.loads(text_of(fixed))["diff"]
+    assert "(len(xs) - 1)" in (project / "stats.py").read_text()  # fix answers with a diff, never writes
 
 
 def test_run_python_over_stdio_keeps_state_returns_figures_and_errors(codeloop_home: Path) -> None:

@@ -198,7 +198,71 @@ def build_mcp_server(
         content += [_image(f.png) for f in result.figures if f.png is not None]
         return CallToolResult(content=content, is_error=not result.ok)
 
+    _add_workflow_tools(mcp, faces)
     return mcp
+
+
+def _add_workflow_tools(mcp: MCPServer[Any], faces: _Faces) -> None:
+    """``analyze``, ``fix`` and ``complete``: one call each to the workflow's Python API, when installed.
+
+    They work on files of this machine (the MCP client runs codeloop as the user); ``fix`` never
+    writes: it answers with the diff that makes the tests pass.
+    """
+    import json
+
+    from codeloop.server.workflow_routes import available_workflows
+
+    present = available_workflows()
+
+    def as_json(data: dict[str, Any]) -> CallToolResult:
+        return CallToolResult(content=[TextContent(type="text", text=json.dumps(data, indent=1))])
+
+    if "analyze" in present:
+        from codeloop.workflows import analyze as analyze_mod
+
+        @mcp.tool()
+        async def analyze(paths: list[str], review: bool = False) -> CallToolResult:
+            """Static analysis of Python files or directories (structure, ruff, radon findings); JSON."""
+            try:
+                model = faces.models.load(None) if review else None
+                report = await anyio.to_thread.run_sync(lambda: analyze_mod.analyze(paths, model=model))
+            except CodeloopError as e:
+                return _error(str(e))
+            return as_json(report.to_dict())
+
+    if "fix" in present:
+        from codeloop.workflows import fix as fix_mod
+
+        @mcp.tool()
+        async def fix(paths: list[str], test: str = "python -m pytest -q", rounds: int = 4) -> CallToolResult:
+            """Repair the Python files until the test command passes (on a copy in the sandbox); returns the diff."""
+            try:
+                result = await anyio.to_thread.run_sync(
+                    lambda: fix_mod.fix(
+                        paths, test=test, rounds=rounds, model=lambda: faces.models.load(None)
+                    )
+                )
+            except CodeloopError as e:
+                return _error(str(e))
+            data = result.to_dict()
+            return CallToolResult(
+                content=[TextContent(type="text", text=json.dumps(data, indent=1))], is_error=not result.fixed
+            )
+
+    if "complete" in present:
+        from codeloop.workflows import complete as complete_mod
+
+        @mcp.tool()
+        async def complete(source: str, line: int, col: int, lines: int = 1) -> CallToolResult:
+            """Code completion at a cursor (1-based line, 0-based column) in the given source text."""
+            try:
+                model = faces.models.load(None)
+                done = await anyio.to_thread.run_sync(
+                    lambda: complete_mod.complete(model, source, line, col, lines=lines)
+                )
+            except CodeloopError as e:
+                return _error(str(e))
+            return CallToolResult(content=[TextContent(type="text", text=done.completion)])
 
 
 def _history_path() -> Path:
