@@ -104,6 +104,7 @@ async function sendTask(event) {
   const messages = $("messages");
   messages.appendChild(el("div", "msg user", task));
   const turn = el("div", "msg assistant");
+  turn.appendChild(el("div", "meta pending", "working… (the first task loads the model)"));
   messages.appendChild(turn);
   scrollDown();
   running = new AbortController();
@@ -163,6 +164,8 @@ async function readEvents(response, onEvent) {
 
 function handleEvent(turn, type, data) {
   const state = turn._state || (turn._state = { text: null, raw: "", output: null });
+  const pending = turn.querySelector(".pending");
+  if (pending) pending.remove();
   switch (type) {
     case "start":
       turn.dataset.historyId = data.id === null ? "" : String(data.id);
