@@ -9,14 +9,13 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import playwright.sync_api as playwright_api
 import pytest
 from server_helpers import LiveServer
 
 from codeloop.llm.assemble import prepare
 from codeloop.llm.catalog import QWEN_05B
 from codeloop.server.app import ServerSettings
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
