@@ -165,6 +165,16 @@ def test_the_session_cap_answers_429(serve: Callable[..., LiveServer]) -> None:
         assert client.post("/v1/sessions", json={}).status_code == 201
 
 
+def test_one_token_cannot_take_every_session(serve: Callable[..., LiveServer]) -> None:
+    server = serve(tokens=[A, B], max_sessions=4, max_sessions_per_token=2)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for _ in range(2):
+            assert client.post("/v1/sessions", json={}, headers=auth(A)).status_code == 201
+        third = client.post("/v1/sessions", json={}, headers=auth(A))
+        assert third.status_code == 429 and "one token may" in third.json()["detail"]
+        assert client.post("/v1/sessions", json={}, headers=auth(B)).status_code == 201
+
+
 def test_idle_sessions_are_reaped(serve: Callable[..., LiveServer]) -> None:
     server = serve(idle_timeout=1.0)
     with httpx.Client(base_url=server.url, timeout=60) as client:

@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-sessions", type=positive_int, default=64, help="live sessions at most (default 64)"
     )
     parser.add_argument(
+        "--max-sessions-per-token",
+        type=positive_int,
+        default=None,
+        help="live sessions one token may hold (default: no cap below --max-sessions)",
+    )
+    parser.add_argument(
         "--idle-timeout",
         type=positive_float,
         default=600.0,
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ServerSettings(
         tokens=tokens,
         max_sessions=args.max_sessions,
+        max_sessions_per_token=args.max_sessions_per_token,
         idle_timeout=args.idle_timeout,
         max_body=args.max_body,
         max_tasks=args.max_tasks,

@@ -43,6 +43,7 @@ class ServerSettings:
 
     tokens: list[str] = field(default_factory=list)
     max_sessions: int = 64
+    max_sessions_per_token: int | None = None  # None: no per-token cap below max_sessions
     idle_timeout: float = 600.0
     max_body: int = 1 << 20  # bytes per request body
     max_tasks: int = 4  # agent tasks running at once
@@ -100,6 +101,7 @@ class _State:
         self.auth = TokenAuth(settings.tokens)
         kwargs: dict[str, Any] = {
             "max_sessions": settings.max_sessions,
+            "max_per_owner": settings.max_sessions_per_token,
             "idle_timeout": settings.idle_timeout,
         }
         if settings.session_factory is not None:

@@ -97,6 +97,7 @@ class SessionRegistry:
         self,
         *,
         max_sessions: int = 64,
+        max_per_owner: int | None = None,
         idle_timeout: float = 600.0,
         factory: SandboxFactory = _default_factory,
     ) -> None:
@@ -105,11 +106,13 @@ class SessionRegistry:
         if not idle_timeout > 0:
             raise ConfigError(f"idle_timeout must be positive, got {idle_timeout}")
         self.max_sessions = max_sessions
+        self.max_per_owner = max_per_owner  # None: one owner may take them all
         self.idle_timeout = float(idle_timeout)
         self._factory = factory
         self._lock = threading.Lock()
         self._sessions: dict[str, LiveSession] = {}
         self._reserved = 0  # slots taken by sessions being started
+        self._reserving: dict[str, int] = {}  # the same, per owner
         self._closed = False
 
     def __len__(self) -> int:
@@ -133,12 +136,22 @@ class SessionRegistry:
                 raise SessionLimitReached(
                     f"this server already holds {self.max_sessions} live sessions: delete one or retry later"
                 )
+            if self.max_per_owner is not None:
+                mine = sum(1 for s in self._sessions.values() if s.owner == owner) + self._reserving.get(
+                    owner, 0
+                )
+                if mine >= self.max_per_owner:
+                    raise SessionLimitReached(
+                        f"you already hold {self.max_per_owner} live sessions, the most one token may: delete one"
+                    )
             self._reserved += 1
+            self._reserving[owner] = self._reserving.get(owner, 0) + 1
         try:
             sandbox = self._factory(options)
         finally:
             with self._lock:
                 self._reserved -= 1
+                self._reserving[owner] -= 1
         session = LiveSession(secrets.token_urlsafe(12), owner, options, sandbox)
         with self._lock:
             if not self._closed:
