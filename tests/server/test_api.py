@@ -282,6 +282,19 @@ def test_a_task_streams_its_events_and_lands_in_the_history(
         assert client.get("/v1/history/999.ipynb").status_code == 404
 
 
+def test_an_unreadable_history_is_a_clear_500_and_left_alone(
+    serve: Callable[..., LiveServer], codeloop_home: Any
+) -> None:
+    codeloop_home.mkdir(parents=True, exist_ok=True)
+    db = codeloop_home / "history.db"
+    db.write_bytes(b"garbage" * 1000)
+    server = serve()
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        listed = client.get("/v1/history")
+        assert listed.status_code == 500 and "history" in listed.json()["detail"]
+    assert db.read_bytes() == b"garbage" * 1000
+
+
 def test_history_is_per_token(serve: Callable[..., LiveServer], scripted: ScriptedModelServer) -> None:
     scripted.replies = ["```python\nprint(2 + 2)\n```", "4"]
     server = serve(tokens=[A, B], model="scripted", base_url=scripted.base_url)

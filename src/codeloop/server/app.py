@@ -181,7 +181,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         elif isinstance(exc, SandboxError):
             status = 503
         elif isinstance(exc, HistoryError):
-            status = 404
+            status = 500  # the database itself (locked, corrupt): a missing run is a 404 above
         else:
             status = 500
         return JSONResponse({"detail": str(exc)}, status_code=status)
@@ -299,7 +299,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     def _load(who: str, conversation_id: int) -> Any:
         with _open_history(who) as history:
-            return history.load(conversation_id), history.figures_dir
+            try:
+                return history.load(conversation_id), history.figures_dir
+            except HistoryError as e:  # no such run for this caller (or its row is unreadable)
+                raise HTTPException(404, str(e)) from e
 
     @app.get("/v1/history", tags=["history"])
     async def history_list(who: Owner, limit: int = 50) -> list[dict[str, Any]]:
