@@ -314,11 +314,11 @@ def test_stopping_a_task_ends_it_and_its_cell(
     server = serve(model="scripted", base_url=scripted.base_url)
     with httpx.Client(base_url=server.url, timeout=120) as client:
         with client.stream("POST", "/v1/tasks", json={"task": "Sleep for two minutes"}) as response:
-            seen = ""
-            for chunk in response.iter_text():
-                seen += chunk
-                if "sleeping" in seen:
+            for line in response.iter_lines():
+                if line.startswith("data:") and '"type": "output"' in line:
                     break  # the client leaves mid-cell, as the stop button does
+            else:
+                raise AssertionError("the cell never ran")
         deadline = time.monotonic() + 15
         while server.state.tasks and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -338,9 +338,11 @@ def test_the_task_cap_answers_429(serve: Callable[..., LiveServer], scripted: Sc
     server = serve(model="scripted", base_url=scripted.base_url, max_tasks=1)
     with httpx.Client(base_url=server.url, timeout=120) as client:
         with client.stream("POST", "/v1/tasks", json={"task": "Be busy"}) as response:
-            for chunk in response.iter_text():
-                if "busy" in chunk:
-                    break
+            for line in response.iter_lines():
+                if line.startswith("data:") and '"type": "output"' in line:
+                    break  # the cell is running
+            else:
+                raise AssertionError("the cell never ran")
             second = client.post("/v1/tasks", json={"task": "Another one"})
             assert second.status_code == 429 and "1 tasks are already running" in second.json()["detail"]
         empty = client.post("/v1/tasks", json={"task": "   "})
