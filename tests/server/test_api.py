@@ -338,13 +338,16 @@ def test_the_task_cap_answers_429(serve: Callable[..., LiveServer], scripted: Sc
     server = serve(model="scripted", base_url=scripted.base_url, max_tasks=1)
     with httpx.Client(base_url=server.url, timeout=120) as client:
         with client.stream("POST", "/v1/tasks", json={"task": "Be busy"}) as response:
-            for line in response.iter_lines():
+            lines = response.iter_lines()
+            for line in lines:
                 if line.startswith("data:") and '"type": "output"' in line:
                     break  # the cell is running
             else:
                 raise AssertionError("the cell never ran")
             second = client.post("/v1/tasks", json={"task": "Another one"})
-            assert second.status_code == 429 and "1 tasks are already running" in second.json()["detail"]
+            if second.status_code != 429:  # say why the first task was over already
+                raise AssertionError(f"{second.status_code}; the first task went on with: {list(lines)[-6:]}")
+            assert "1 tasks are already running" in second.json()["detail"]
         empty = client.post("/v1/tasks", json={"task": "   "})
         assert empty.status_code == 400 and "the task is empty" in empty.json()["detail"]
 
