@@ -15,6 +15,7 @@ from codeloop.evals.benchmarks import Benchmark, get_benchmark
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.evaluate import evaluate_samples
 from codeloop.evals.generation import GenerationSettings, Mode, TextModel
+from codeloop.evals.mapping import SampleMap
 from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
 from codeloop.evals.prompts import PromptStyle
@@ -90,8 +91,14 @@ def run_eval(
     model_name: str | None = None,
     open_session: SessionFactory | None = None,
     benchmark: Benchmark | None = None,
+    mapper: SampleMap | None = None,
 ) -> EvalReport:
-    """Run a benchmark as ``options`` say. ``model`` is loaded with ``get_model`` when not given."""
+    """Run a benchmark as ``options`` say. ``model`` is loaded with ``get_model`` when not given.
+
+    ``mapper`` makes and checks the samples elsewhere (``codeloop.scale.RayEvalMap``: a Ray
+    cluster's actors, each with its own model); no model is loaded here then, and ``model_name``
+    is the mapper's.
+    """
     _validate(options)
     bench = benchmark or get_benchmark(options.benchmark, span=options.span, data=options.data)
     problems = bench.load()
@@ -117,13 +124,16 @@ def run_eval(
             settings={"samples_file": str(options.samples), **bench.describe()},
             benchmark=bench.name,
             fresh_sessions=options.fresh_sessions,
+            mapper=mapper,
         )
     if options.generation.mode not in bench.modes:
         modes = ", ".join(str(m) for m in bench.modes)
         raise EvalInputError(f"{bench.name} does not support --mode {options.generation.mode} (it supports {modes})")
     if options.prompt_style != "auto":
         bench.resolve_style(options.prompt_style, options.model or "")  # a wrong style fails before the model loads
-    if model is None:
+    if mapper is not None:
+        model_name = model_name or getattr(mapper, "model_name", None)
+    elif model is None:
         from codeloop.llm import get_model
 
         loaded = get_model(options.model, base_url=options.base_url)
@@ -154,6 +164,7 @@ def run_eval(
         show_progress=options.progress,
         first_attempts=first,
         fresh_sessions=options.fresh_sessions,
+        mapper=mapper,
     )
 
 

