@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from codeloop.agent import Agent, AgentResult, Conversation, RunStatus, fan_out
-from codeloop.agent.console import ConsolePrinter
+from codeloop.agent import Agent, AgentResult, Chat, TaskStatus, fan_out
+from codeloop.cli.console import ConsolePrinter
 from codeloop.cli.run_cmd import add_loop_options, limits_from, load_model, open_history, strategy_from, warn
 from codeloop.config import user_dir
 from codeloop.errors import CodeloopError, HistoryError
@@ -121,7 +121,7 @@ class ChatSession:
         self.history = open_history(args, warn)
         self.conversation_id: int | None = None
         self.agent = Agent(self.model, limits=limits_from(args), strategy=strategy_from(args))
-        self.chat = Conversation(self.agent)
+        self.chat = Chat(self.agent)
         if args.resume is not None:
             self.resume(args.resume)
 
@@ -129,7 +129,7 @@ class ChatSession:
         if self.history is None:
             raise HistoryError("cannot resume: the history is off or could not be opened")
         stored = self.history.load(conversation_id)
-        self.chat = Conversation(self.agent, stored.turns)
+        self.chat = Chat(self.agent, stored.turns)
         self.conversation_id = stored.id
         print(f"resumed {stored.kind} {stored.id}: {stored.title} ({len(stored.turns)} turn(s))")
         print("note: the sandbox starts fresh; variables from the earlier session are not restored")
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
                         break
                     continue
                 result = session.send(message)
-                if result.status is RunStatus.INTERRUPTED:
+                if result.status is TaskStatus.INTERRUPTED:
                     print("(interrupted)")
             except KeyboardInterrupt:
                 print("(interrupted)")
