@@ -50,7 +50,7 @@ REPLY_FD = 4
 #: The worker is one stdlib-only file; a jail needs only this file and the interpreter.
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 
-#: Isolation layers in the order of DESIGN.md section 5; a jail flips the ones it applies.
+#: Isolation layers in the order of SECURITY.md; a jail flips the ones it applies.
 LAYERS = ("process", "rlimits", "namespaces", "landlock", "seccomp", "clean_env", "no_network")
 
 

@@ -1,6 +1,6 @@
 """The stateful sandbox session: one persistent worker process, one lock, restart on failure.
 
-``Sandbox`` implements DESIGN.md section 2. Each ``run`` sends one framed request and waits for
+``Sandbox`` implements the session contract (docs/architecture.md). Each ``run`` sends one framed request and waits for
 the reply under a host-side deadline; a timeout, crash, memory kill or output flood stops the
 worker's whole process group and starts a fresh worker in the same directory, and the result says
 plainly that the interpreter state was lost.
@@ -33,7 +33,7 @@ from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
 
 __all__ = ["Sandbox"]
 
-#: what ``strict=True`` requires (DESIGN.md section 5): without these the session refuses to start
+#: what ``strict=True`` requires (SECURITY.md): without these the session refuses to start
 STRICT_LAYERS = ("process", "clean_env", "rlimits", "namespaces", "landlock", "seccomp")
 
 #: the statuses a worker may report (the others are decided by the host)
@@ -109,7 +109,7 @@ def _positive(name: str, value: float | None, *, allow_none: bool = False) -> No
 
 
 class Sandbox:
-    """A stateful Python session in its own worker process (see DESIGN.md section 2).
+    """A stateful Python session in its own worker process (see docs/architecture.md).
 
     Thread-safe: calls on one session are serialised by its lock; many sessions run in parallel.
     """
