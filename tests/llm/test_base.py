@@ -45,20 +45,25 @@ def test_stream_yields_text_and_keeps_the_reply() -> None:
     assert list(s) == ["Hel", "lo"]
     reply = s.reply
     assert isinstance(reply, Reply)
-    assert reply.text == "Hello" and reply.model == "scripted"
+    assert reply.text == "Hello"
+    assert reply.model == "scripted"
     assert reply.finish_reason is FinishReason.STOP
     assert reply.usage == Usage(prompt_tokens=7, completion_tokens=2)
     assert reply.timings.time_to_first_token is not None
     assert 0 <= reply.timings.time_to_first_token <= reply.timings.total
     (req,) = m.requests
-    assert req.stream is True and req.stop == ("\n",) and req.max_tokens == 5 and req.seed == 1
+    assert req.stream is True
+    assert req.stop == ("\n",)
+    assert req.max_tokens == 5
+    assert req.seed == 1
 
 
 def test_complete_asks_for_a_whole_reply() -> None:
     m = ScriptedModel(SCRIPT)
     reply = m.complete(tuple(USER))
     assert reply.text == "Hello"
-    assert m.requests[0].stream is False and m.requests[0].messages is not None
+    assert m.requests[0].stream is False
+    assert m.requests[0].messages is not None
 
 
 def test_raw_text_methods_send_a_prompt() -> None:
@@ -77,8 +82,10 @@ def test_messages_may_be_any_iterable() -> None:
 
 def test_no_text_means_no_time_to_first_token_and_unknown_finish() -> None:
     reply = ScriptedModel([Chunk()]).complete(USER)
-    assert reply.text == "" and reply.timings.time_to_first_token is None
-    assert reply.finish_reason is FinishReason.UNKNOWN and reply.usage == Usage()
+    assert reply.text == ""
+    assert reply.timings.time_to_first_token is None
+    assert reply.finish_reason is FinishReason.UNKNOWN
+    assert reply.usage == Usage()
 
 
 def test_close_stops_the_backend() -> None:
@@ -87,15 +94,20 @@ def test_close_stops_the_backend() -> None:
         assert next(s) == "Hel"
         assert not m.closed
     assert m.closed
-    assert s.reply is not None and s.reply.text == "Hel" and s.reply.finish_reason is FinishReason.CANCELLED
+    assert s.reply is not None
+    assert s.reply.text == "Hel"
+    assert s.reply.finish_reason is FinishReason.CANCELLED
 
 
 def test_closing_keeps_the_usage_reported_so_far() -> None:
     script = [Chunk(text="a", usage=Usage(4, 1)), Chunk(text="b", usage=Usage(4, 2)), *SCRIPT]
     s = ScriptedModel(script).stream(USER)
-    assert next(s) == "a" and next(s) == "b"
+    assert next(s) == "a"
+    assert next(s) == "b"
     s.close()
-    assert s.reply is not None and s.reply.usage == Usage(4, 2) and s.reply.text == "ab"
+    assert s.reply is not None
+    assert s.reply.usage == Usage(4, 2)
+    assert s.reply.text == "ab"
 
 
 def test_closing_before_reading_leaves_no_reply() -> None:
