@@ -23,7 +23,7 @@ from typing import Any
 
 from codeloop.errors import ConfigError, SandboxError
 from codeloop.sandbox import mplcache
-from codeloop.sandbox.exchange import Capture, Ending, Outcome, before_request, exchange
+from codeloop.sandbox.exchange import Capture, Ending, Exchanged, before_request, exchange
 from codeloop.sandbox.jail.policy import check_layer_names, check_limits
 from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
 from codeloop.sandbox.pool import POOL, StartedWorker, new_session_dir, remove_tree, start_worker
@@ -320,7 +320,7 @@ class Sandbox:
             try:
                 self._apply_reply(result, outcome.reply)
             except ProtocolError as e:
-                outcome = Outcome(Ending.PROTOCOL, detail=str(e), forged=outcome.forged)
+                outcome = Exchanged(Ending.PROTOCOL, detail=str(e), forged=outcome.forged)
         if outcome.ending is not Ending.REPLY:
             self._apply_failure(result, outcome, limit, capture)
         elif result.status is RunStatus.MEMORY:
@@ -361,7 +361,7 @@ class Sandbox:
         except (KeyError, TypeError, ValueError, binascii.Error) as e:
             raise ProtocolError(f"malformed reply from the worker: {e!r}") from e
 
-    def _apply_failure(self, result: RunResult, outcome: Outcome, limit: float, sink: Callable[[int, bytes], None]) -> None:
+    def _apply_failure(self, result: RunResult, outcome: Exchanged, limit: float, sink: Callable[[int, bytes], None]) -> None:
         proc = self._res.proc
         if outcome.ending is Ending.TIMEOUT:
             result.status = RunStatus.TIMEOUT
