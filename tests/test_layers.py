@@ -36,19 +36,33 @@ def imports(path: Path) -> set[str]:
     return found
 
 
-def test_every_import_points_down_the_layers() -> None:
+def wrong_imports(src: Path) -> list[str]:
+    """Every import in the package at ``src`` that points up or sideways on the map."""
     wrong = []
-    for path in sorted(SRC.rglob("*.py")):
-        parts = path.relative_to(SRC).with_suffix("").parts
+    for path in sorted(src.rglob("*.py")):
+        parts = path.relative_to(src).with_suffix("").parts
         if len(parts) == 1 and parts[0] in ("__init__", "__main__"):
             continue  # the package's face: it may name anything
         own = parts[0]
         assert own in RANK, f"{own} is not on the layer map: place it in docs/architecture.md and LAYERS"
         for target in imports(path):
             other = target.split(".")[1]
-            if other != own and (RANK.get(other, len(LAYERS)) >= RANK[own]) and (own, other) not in ALLOWED:
-                wrong.append(f"{path.relative_to(SRC)} imports {target}")
+            if other != own and RANK.get(other, len(LAYERS)) >= RANK[own] and (own, other) not in ALLOWED:
+                wrong.append(f"{path.relative_to(src)} imports {target}")
+    return wrong
+
+
+def test_every_import_points_down_the_layers() -> None:
+    wrong = wrong_imports(SRC)
     assert not wrong, "imports pointing up or sideways:\n" + "\n".join(wrong)
+
+
+def test_the_check_sees_a_wrong_way_import(tmp_path: Path) -> None:
+    (tmp_path / "sandbox").mkdir()
+    (tmp_path / "sandbox" / "session.py").write_text("def f():\n    from codeloop.agent import Agent\n")
+    (tmp_path / "llm.py").write_text("import codeloop.sandbox.session\n")
+    (tmp_path / "cli.py").write_text("from codeloop.sandbox import Sandbox\n")
+    assert wrong_imports(tmp_path) == ["llm.py imports codeloop.sandbox.session", "sandbox/session.py imports codeloop.agent"]
 
 
 def _module_level_imports(path: Path, modules: set[str]) -> set[str]:

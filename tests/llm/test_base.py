@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from codeloop.errors import ModelError
-from codeloop.llm import FinishReason, Model, Reply, Request, Usage
+from codeloop.llm import FinishReason, Model, Reply, Request, Sampling, Usage
 from codeloop.llm.types import Chunk
 
 
@@ -143,3 +143,28 @@ def test_backend_errors_reach_the_caller() -> None:
     assert next(s) == "partial"
     with pytest.raises(ModelError, match="server went away"):
         next(s)
+
+
+def test_one_sampling_object_and_its_keyword_form() -> None:
+    m = ScriptedModel(SCRIPT)
+    greedy = Sampling(stop=("\n\n",), max_tokens=32)
+    m.complete(USER, greedy)
+    m.complete_text("x = ", greedy, temperature=0.5, seed=7)  # keywords change the object's fields
+    "".join(m.stream(USER, max_tokens=8))
+    first, second, third = (r.sampling for r in m.requests)
+    assert first == greedy
+    assert second == Sampling(stop=("\n\n",), max_tokens=32, temperature=0.5, seed=7)
+    assert third == Sampling(max_tokens=8)
+    assert m.requests[1].temperature == 0.5  # what a backend reads
+
+
+def test_a_sampling_object_is_validated_like_keywords() -> None:
+    m = ScriptedModel(SCRIPT)
+    with pytest.raises(ModelError, match="max_tokens"):
+        m.complete(USER, Sampling(max_tokens=0))
+    with pytest.raises(ModelError, match="unknown sampling option"):
+        m.complete(USER, top_p=0.9)  # type: ignore[call-arg]
+    with pytest.raises(ModelError, match="must be a Sampling"):
+        m.complete(USER, {"max_tokens": 8})  # type: ignore[arg-type]
+    assert m.requests == []
+    assert Sampling().but(stop="END").stop == ("END",)
