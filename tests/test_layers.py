@@ -15,7 +15,7 @@ LAYERS = [
     {"agent"},
     {"workflows"},
     {"evals"},
-    {"store", "scale"},
+    {"store", "scale", "selftrain"},
     {"server"},
     {"cli"},
 ]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from codeloop.sandbox import RunResult, Sandbox
+from codeloop.text.terminal import printable
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -53,17 +54,6 @@ def _save_figures(result: RunResult, directory: Path) -> list[str]:
     return paths
 
 
-def _isolation_warning(sandbox: Sandbox) -> str | None:
-    """The sandbox's own one-line warning when an isolation layer is off (None when all are on)."""
-    if hasattr(type(sandbox), "isolation_warning"):
-        warning: str | None = getattr(sandbox, "isolation_warning")  # noqa: B009 - not on every branch yet
-        return warning
-    # Until Sandbox.isolation_warning is merged (the sandbox's own branch adds it): the same line.
-    from codeloop.sandbox.jail.launch import missing_layers_line
-
-    return missing_layers_line(sandbox.isolation)
-
-
 def run(args: argparse.Namespace) -> int:
     source = _read_code(args)
     if source is None:
@@ -73,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     code, _label = source
     with Sandbox(timeout=args.timeout, prestart=False) as sandbox:
-        warning = _isolation_warning(sandbox)  # jail: never degrade silently
-        if warning is not None:
-            print(warning, file=sys.stderr)
+        if sandbox.isolation_warning is not None:  # jail: never degrade silently
+            print(sandbox.isolation_warning, file=sys.stderr)
         result = sandbox.run(code)
         if args.verbose:
             active = ", ".join(name for name, on in sandbox.isolation.items() if on)
@@ -84,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(figure_paths=figure_paths), indent=2))
     else:
-        sys.stdout.write(result.stdout)
+        # the sandbox chose these bytes: no terminal escapes reach the user's terminal (--json keeps them)
+        sys.stdout.write(printable(result.stdout))
         sys.stdout.flush()
-        sys.stderr.write(result.stderr)
+        sys.stderr.write(printable(result.stderr))
         if result.error is not None:
-            sys.stderr.write(result.error.traceback)
+            sys.stderr.write(printable(result.error.traceback))
         if result.figures and figure_paths is None:
             print(
                 f"codeloop: {len(result.figures)} figure(s) produced; use --save-figures DIR or --json",
