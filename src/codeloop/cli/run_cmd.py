@@ -85,6 +85,22 @@ def add_loop_options(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", nargs="?", help="what to compute; omit or give '-' to read it from stdin")
     add_loop_options(parser)
+    add_batch_arguments(parser)
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    from codeloop.cli.scale_args import add_ray_arguments
+
+    group = parser.add_argument_group("many tasks (docs/scale.md)")
+    group.add_argument(
+        "--batch",
+        metavar="TASKS.jsonl",
+        help='run every task of a JSONL file ({"id": ..., "task": ...} per line) and append each result to '
+        "--out; rerun to resume; not stored in the history",
+    )
+    group.add_argument("--out", metavar="RESULTS.jsonl", help="--batch results (default: TASKS.results.jsonl)")
+    group.add_argument("--no-progress", action="store_true", help="--batch: no progress display on stderr")
+    add_ray_arguments(parser)
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -149,6 +165,13 @@ def read_task(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.batch is not None:
+        from codeloop.cli.batch_cmd import run_batch_command
+
+        return run_batch_command(args)
+    if args.ray is not None:
+        print("codeloop run: --ray runs a --batch of tasks on a cluster; give --batch TASKS.jsonl", file=sys.stderr)
+        return 2
     task = read_task(args)
     if task is None or not task.strip():
         print('codeloop run: give a task, e.g. codeloop run "What is 2**100?"', file=sys.stderr)
