@@ -29,8 +29,9 @@ from codeloop.agent import Strategy
 from codeloop.agent.cells import outcome_from_run
 from codeloop.agent.generation import generate
 from codeloop.agent.observation import evidence_of
-from codeloop.agent.parsing import parse_reply
+from codeloop.llm import Sampling
 from codeloop.sandbox import Sandbox
+from codeloop.text import parse_reply
 
 BENCH = Path(__file__).resolve().parent
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         for set_name, tasks in sets.items():
             for task in tasks:
                 messages = agent.initial_messages(task["task"])
-                gen = generate(model, messages, max_tokens=512)
+                gen = generate(model, messages, Sampling(max_tokens=512))
                 seconds[config].append(gen.seconds)
                 code = parse_reply(gen.text).code
                 shown = None

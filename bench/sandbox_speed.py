@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/sandbox_speed.py [--quick]
 
-Targets (DESIGN: the sandbox must not be the slow part of the loop):
+Targets (docs/architecture.md: the sandbox must not be the slow part of the loop):
   1. warm round trip of ``x = 1+1`` <= 3x a bare pipe floor (a 20-line exec loop over a pipe),
      and below a jupyter_client/ipykernel round trip;
   2. a fresh session's first result <= 4x ``python -c pass`` (the same venv interpreter),

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from codeloop.llm import Sampling
 from codeloop.sandbox import Sandbox
 
 Script = str | BaseException | Callable[[list[dict[str, str]]], str]
@@ -23,21 +24,14 @@ class FakeModel:
         self.chunk = chunk
         self.calls: list[dict[str, Any]] = []
 
-    def stream(
-        self,
-        messages: Any,
-        *,
-        stop: Any = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-    ) -> Iterator[str]:
+    def stream(self, messages: Any, sampling: Sampling | None = None, **options: Any) -> Iterator[str]:
+        sampling = Sampling.of(sampling, **options)
         call: dict[str, Any] = {
             "messages": [dict(m) for m in messages],
-            "stop": stop,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "seed": seed,
+            "stop": sampling.stop,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "seed": sampling.seed,
             "sent": "",
             "closed_early": False,
         }

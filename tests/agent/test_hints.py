@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from codeloop.agent.hints import (
-    import_probe,
-    missing_module_name,
-    module_names_probe,
-    parse_names,
-    parse_statement,
-    undefined_name,
-    used_as_module_or_callable,
-)
+from codeloop.agent.hints import missing_module_name, module_names_probe, parse_names
+from codeloop.engine.imports import import_probe, parse_statement, undefined_name, used_as_module_or_callable
 from codeloop.sandbox import Sandbox
 
 
@@ -30,7 +23,8 @@ def test_probes_are_only_built_for_plain_names() -> None:
     assert module_names_probe("os.path") is not None
     assert module_names_probe("os; import shutil") is None
     assert parse_names("['a', 'b', 3]") == ["a", "b"]
-    assert parse_names("not a list") == [] and parse_names(None) == []
+    assert parse_names("not a list") == []
+    assert parse_names(None) == []
 
 
 def test_undefined_name_and_its_use() -> None:

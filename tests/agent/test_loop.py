@@ -15,14 +15,14 @@ from codeloop.agent import (
     Agent,
     AgentEvent,
     CellOutput,
-    Conversation,
+    Chat,
     Finished,
     Limits,
     ModelText,
     Notice,
-    RunStatus,
     StepDone,
     Strategy,
+    TaskStatus,
 )
 from codeloop.agent.checks import NOT_COMPUTED, SAME_FAILING_CODE
 from codeloop.agent.prompts import NUDGE_FIX_CODE, NUDGE_WRITE_CODE, TASK_INSTRUCTION, answer_format
@@ -41,15 +41,20 @@ def test_code_runs_and_the_model_answers(sandbox: Sandbox, fake_model: type[Fake
     model = fake_model(code("print(6 * 7)"), "The answer is 42.")
     events: list[AgentEvent] = []
     result = Agent(model, sandbox=sandbox, on_event=events.append).run("What is 6 times 7?")
-    assert result.ok and result.answer == "The answer is 42." and result.answer_source == "model"
+    assert result.ok
+    assert result.answer == "The answer is 42."
+    assert result.answer_source == "model"
     assert [s.code for s in result.steps] == ["print(6 * 7)", None]
-    assert result.steps[0].outcome is not None and result.steps[0].outcome.stdout == "42\n"
+    assert result.steps[0].outcome is not None
+    assert result.steps[0].outcome.stdout == "42\n"
     # The second call saw the output as data, after the few-shot turns and the task.
     last = model.calls[1]["messages"][-1]
-    assert last["role"] == "user" and "```text\n42\n```" in last["content"]
+    assert last["role"] == "user"
+    assert "```text\n42\n```" in last["content"]
     task = model.calls[1]["messages"][-3]["content"]
     assert task == "What is 6 times 7?\n\n" + TASK_INSTRUCTION  # the instruction restated after it
-    assert result.usage.calls == 2 and result.usage.completion_tokens > 0
+    assert result.usage.calls == 2
+    assert result.usage.completion_tokens > 0
     assert result.timings.total_s >= result.timings.model_s
     assert "".join(e.text for e in events if isinstance(e, ModelText)).startswith("```python")
     assert [type(e) for e in events][-1] is Finished
@@ -69,25 +74,31 @@ def test_generation_stops_after_the_closing_fence(sandbox: Sandbox, fake_model: 
 def test_errors_go_back_to_the_model_for_repair(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     model = fake_model(code("print(undefined_name)"), code("x = 3\nprint(x)"), "x is 3.")
     result = Agent(model, sandbox=sandbox).run("Print x")
-    assert result.ok and result.answer == "x is 3."
+    assert result.ok
+    assert result.answer == "x is 3."
     first = result.steps[0].outcome
-    assert first is not None and first.status == "error" and first.error is not None
-    assert first.error["ename"] == "NameError"
+    assert first is not None
+    assert first.status == "error"
+    assert first.error is not None
+    assert first.error.ename == "NameError"
     repair_prompt = model.calls[1]["messages"][-1]["content"]
-    assert "NameError" in repair_prompt and "corrected program" in repair_prompt
+    assert "NameError" in repair_prompt
+    assert "corrected program" in repair_prompt
 
 
 def test_step_limit(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     model = fake_model(*[code(f"raise ValueError({i})") for i in range(4)])
     result = Agent(model, sandbox=sandbox, limits=Limits(max_steps=3)).run("fail forever")
-    assert result.status is RunStatus.MAX_STEPS and not result.ok and result.answer is None
+    assert result.status is TaskStatus.MAX_STEPS
+    assert not result.ok
+    assert result.answer is None
     assert [s.outcome is not None for s in result.steps] == [True, True, True, False]
 
 
 def test_token_limit(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     model = fake_model(code("print(1)"), code("print(2)"), chunk=1)
     result = Agent(model, sandbox=sandbox, limits=Limits(max_tokens=20)).run("count")
-    assert result.status is RunStatus.MAX_TOKENS
+    assert result.status is TaskStatus.MAX_TOKENS
     assert result.usage.completion_tokens >= 20
     assert model.calls[0]["max_tokens"] == 20
 
@@ -97,14 +108,16 @@ def test_wall_time_limit_bounds_the_cell(sandbox: Sandbox, fake_model: type[Fake
     start = time.monotonic()
     result = Agent(model, sandbox=sandbox, limits=Limits(max_seconds=1.5)).run("sleep")
     assert time.monotonic() - start < 6
-    assert result.status is RunStatus.TIMEOUT
-    assert result.steps[0].outcome is not None and result.steps[0].outcome.status == "timeout"
+    assert result.status is TaskStatus.TIMEOUT
+    assert result.steps[0].outcome is not None
+    assert result.steps[0].outcome.status == "timeout"
 
 
 def test_model_failure_aborts_and_keeps_the_steps(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     model = fake_model(code("print(1)"), ModelError("server at http://127.0.0.1:9 refused the connection"))
     result = Agent(model, sandbox=sandbox).run("x")
-    assert result.status is RunStatus.ABORTED and not result.ok
+    assert result.status is TaskStatus.ABORTED
+    assert not result.ok
     assert result.error == "model error: server at http://127.0.0.1:9 refused the connection"
     assert len(result.steps) == 1
 
@@ -112,8 +125,9 @@ def test_model_failure_aborts_and_keeps_the_steps(sandbox: Sandbox, fake_model: 
 def test_sandbox_failure_aborts(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     sandbox.close()
     result = Agent(fake_model(code("print(1 + 1)")), sandbox=sandbox).run("x")
-    assert result.status is RunStatus.ABORTED
-    assert result.error is not None and result.error.startswith("sandbox error:")
+    assert result.status is TaskStatus.ABORTED
+    assert result.error is not None
+    assert result.error.startswith("sandbox error:")
 
 
 def test_empty_task_is_a_clear_error(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
@@ -129,7 +143,9 @@ def test_guess_without_code_gets_one_nudge(sandbox: Sandbox, fake_model: type[Fa
     plain = Agent(fake_model("It is 5."), sandbox=sandbox, strategy=Strategy(require_code=False)).run(
         "2 + 2?"
     )
-    assert plain.ok and plain.answer == "It is 5." and plain.evidence is None
+    assert plain.ok
+    assert plain.answer == "It is 5."
+    assert plain.evidence is None
 
 
 def test_last_expression_value_is_evidence(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
@@ -143,7 +159,8 @@ def test_silent_assignment_is_read_back(sandbox: Sandbox, fake_model: type[FakeM
     model = fake_model(code("result = sum(range(101))"), "The sum is 5050.")
     result = Agent(model, sandbox=sandbox).run("Sum 0..100")
     outcome = result.steps[0].outcome
-    assert outcome is not None and (outcome.probed_name, outcome.probed_value) == ("result", "5050")
+    assert outcome is not None
+    assert (outcome.probed_name, outcome.probed_value) == ("result", "5050")
     assert "Value of `result`" in model.calls[1]["messages"][-1]["content"]
     assert result.answer == "The sum is 5050."
 
@@ -159,7 +176,7 @@ def test_contradicting_prose_is_replaced_by_the_output(sandbox: Sandbox, fake_mo
 def test_rerunning_the_same_output_ends_the_loop(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     model = fake_model(code("print(3 + 4)"), code("print(3 + 4)"), "never asked")
     result = Agent(model, sandbox=sandbox).run("seven")
-    assert (result.status, result.answer, result.answer_source) == (RunStatus.ANSWERED, "7", "output")
+    assert (result.status, result.answer, result.answer_source) == (TaskStatus.ANSWERED, "7", "output")
     assert len(model.calls) == 2
 
 
@@ -186,12 +203,13 @@ def test_live_output_events(sandbox: Sandbox, fake_model: type[FakeModel]) -> No
 
 def test_conversation_keeps_state_and_context(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     model = fake_model(code("x = 2 + 3\nprint(x)"), "x is 5.", code("print(x * 2)"), "Twice x is 10.")
-    chat = Conversation(Agent(model, sandbox=sandbox))
+    chat = Chat(Agent(model, sandbox=sandbox))
     chat.send("set x to 5")
     second = chat.send("double it")
     assert second.answer == "Twice x is 10."
     contents = [m["content"] for m in model.calls[2]["messages"]]
-    assert "set x to 5" in contents and "x is 5." in contents
+    assert "set x to 5" in contents
+    assert "x is 5." in contents
     chat.reset()
     assert chat.turns == []
 
@@ -199,7 +217,7 @@ def test_conversation_keeps_state_and_context(sandbox: Sandbox, fake_model: type
 def test_ctrl_c_during_generation_keeps_the_session(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     sandbox.run("kept = 1")
     result = Agent(fake_model(KeyboardInterrupt()), sandbox=sandbox).run("x")
-    assert result.status is RunStatus.INTERRUPTED
+    assert result.status is TaskStatus.INTERRUPTED
     assert sandbox.run("kept").value == "1"
 
 
@@ -226,9 +244,11 @@ def test_ctrl_c_during_a_cell_restarts_the_worker(sandbox: Sandbox, fake_model: 
     finally:
         timer.cancel()
     assert time.monotonic() - start < 10
-    assert result.status is RunStatus.INTERRUPTED
+    assert result.status is TaskStatus.INTERRUPTED
     after = sandbox.run("kept")
-    assert after.status == "error" and after.error is not None and after.error.ename == "NameError"
+    assert after.status == "error"
+    assert after.error is not None
+    assert after.error.ename == "NameError"
     assert sandbox.run("print('fine')").stdout == "fine\n"
 
 
@@ -243,7 +263,8 @@ def test_agent_creates_and_closes_its_own_sandbox(fake_model: type[FakeModel]) -
 def test_printing_a_typed_answer_is_not_run(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
     model = fake_model(code("print('loopcod')"), code("print('codeloop'[::-1])"), "It is pooledoc.")
     result = Agent(model, sandbox=sandbox).run("Reverse 'codeloop'")
-    assert result.steps[0].outcome is None and result.steps[0].observation == NOT_COMPUTED
+    assert result.steps[0].outcome is None
+    assert result.steps[0].observation == NOT_COMPUTED
     assert result.answer == "It is pooledoc."
 
 
@@ -255,9 +276,12 @@ def test_repeating_failing_code_is_not_rerun_and_the_next_reply_is_sampled(
         broken, broken, broken, code("import statistics\nprint(statistics.pstdev([1, 2]))"), "It is 0.5."
     )
     result = Agent(model, sandbox=sandbox).run("pstdev of 1, 2")
-    assert result.steps[0].outcome is not None and result.steps[0].outcome.status == "error"
-    assert result.steps[1].outcome is None and result.steps[1].observation == SAME_FAILING_CODE
-    assert result.steps[2].outcome is None and result.steps[2].observation == SAME_FAILING_CODE
+    assert result.steps[0].outcome is not None
+    assert result.steps[0].outcome.status == "error"
+    assert result.steps[1].outcome is None
+    assert result.steps[1].observation == SAME_FAILING_CODE
+    assert result.steps[2].outcome is None
+    assert result.steps[2].observation == SAME_FAILING_CODE
     # The first restart changes the prompt (no examples) and stays greedy; the second samples.
     assert [c["temperature"] for c in model.calls] == [0.0, 0.0, 0.0, 0.7, 0.7]
     assert model.calls[3]["seed"] is not None
@@ -278,7 +302,8 @@ def test_parroting_the_loop_is_not_an_answer(sandbox: Sandbox, fake_model: type[
     parrot = "The code failed, so there is no result yet."
     model = fake_model(code("print(1 / 0)"), parrot, parrot, parrot)
     result = Agent(model, sandbox=sandbox).run("2 / 1?")
-    assert result.status is RunStatus.NO_ANSWER and result.answer is None
+    assert result.status is TaskStatus.NO_ANSWER
+    assert result.answer is None
     assert "repeated the loop's own message" in (result.error or "")
 
 
@@ -303,10 +328,12 @@ def test_forgotten_imports_are_added_and_the_cell_rerun(
     result = Agent(model, sandbox=sandbox, on_event=events.append).run("100 days after 2024-01-01?")
     [step, _] = result.steps
     assert step.code == "from datetime import timedelta\nfrom datetime import date\n" + program
-    assert step.outcome is not None and step.outcome.stdout == "2024-04-10\n"
+    assert step.outcome is not None
+    assert step.outcome.stdout == "2024-04-10\n"
     notices = [e.message for e in events if isinstance(e, Notice)]
     assert any("'from datetime import date'" in n for n in notices)
-    assert result.answer == "It is 2024-04-10." and len(model.calls) == 2
+    assert result.answer == "It is 2024-04-10."
+    assert len(model.calls) == 2
 
 
 def test_an_undefined_variable_is_not_mistaken_for_an_import(
@@ -315,7 +342,8 @@ def test_an_undefined_variable_is_not_mistaken_for_an_import(
     model = fake_model(code("count += 1\nprint(count)"), code("count = 1\nprint(count)"), "It is 1.")
     result = Agent(model, sandbox=sandbox).run("count")
     assert result.steps[0].code == "count += 1\nprint(count)"
-    assert result.steps[0].outcome is not None and result.steps[0].outcome.status == "error"
+    assert result.steps[0].outcome is not None
+    assert result.steps[0].outcome.status == "error"
 
 
 def test_a_wrong_module_name_gets_the_real_names(sandbox: Sandbox, fake_model: type[FakeModel]) -> None:
@@ -326,7 +354,8 @@ def test_a_wrong_module_name_gets_the_real_names(sandbox: Sandbox, fake_model: t
     )
     result = Agent(model, sandbox=sandbox).run("pstdev of 1, 3")
     hint = model.calls[1]["messages"][-1]["content"]
-    assert "Module statistics has no 'population_stddev'; the names it has are:" in hint and "pstdev" in hint
+    assert "Module statistics has no 'population_stddev'; the names it has are:" in hint
+    assert "pstdev" in hint
     assert result.answer == "It is 1.0."
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from codeloop.agent.observation import evidence_of, fence, format_observation, trim_middle, trim_traceback
+from codeloop.agent.observation import evidence_of, format_observation
 from codeloop.agent.result import CellOutcome, Figure
+from codeloop.text import fence, trim_middle, trim_traceback
 
 
 def test_printed_output_is_fenced_data() -> None:
@@ -57,7 +58,8 @@ def test_timeout_memory_and_notes_are_explained() -> None:
 
 def test_figures_and_files_are_noted() -> None:
     obs = format_observation(CellOutcome("ok", stdout="done", files=["out.csv"]), [Figure(png=b"x")])
-    assert "1 figure(s)" in obs and "out.csv" in obs
+    assert "1 figure(s)" in obs
+    assert "out.csv" in obs
 
 
 def test_output_cannot_close_the_fence() -> None:
@@ -71,7 +73,8 @@ def test_output_cannot_close_the_fence() -> None:
 def test_long_output_is_cut_with_a_marker() -> None:
     text = "x" * 5000
     cut = trim_middle(text, 1000)
-    assert len(cut) < 1100 and "characters cut" in cut
+    assert len(cut) < 1100
+    assert "characters cut" in cut
     assert trim_middle("short", 1000) == "short"
 
 

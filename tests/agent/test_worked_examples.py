@@ -25,7 +25,7 @@ def _code(reply: str) -> str:
 
 
 @pytest.mark.parametrize("example", [*lib.LIBRARY, lib.REPAIR], ids=lambda e: e.task[:40])
-def test_each_example_shows_what_its_code_really_does(example: lib.Example) -> None:
+def test_each_example_shows_what_its_code_really_does(example: lib.WorkedExample) -> None:
     for reply, shown, failed in example.exchanges:
         proc = subprocess.run(
             [sys.executable, "-c", _code(reply)], capture_output=True, text=True, timeout=60
@@ -58,7 +58,8 @@ def test_the_closest_example_is_chosen(task: str, expected: str) -> None:
 
 def test_k_examples_come_best_last() -> None:
     two = lib.select("How many prime divisors does 360 have?", k=2)
-    assert len(two) == 2 and two[0] is not two[1]
+    assert len(two) == 2
+    assert two[0] is not two[1]
     assert two[-1] is lib.select("How many prime divisors does 360 have?")[0]
 
 
@@ -126,5 +127,6 @@ def test_the_restart_drops_exactly_the_examples(sandbox: object, fake_model: typ
     result = agent.run(task)
     restarted = model.calls[2]["messages"]
     assert [m["role"] for m in restarted] == ["system", "user"]
-    assert restarted[1]["content"].startswith(task) and "Note: " in restarted[1]["content"]
+    assert restarted[1]["content"].startswith(task)
+    assert "Note: " in restarted[1]["content"]
     assert result.answer

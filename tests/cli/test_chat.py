@@ -36,13 +36,16 @@ def test_piped_turns_share_one_sandbox_and_one_history_entry(scripted: ScriptedS
     scripted.replies = [fence("x = 20 + 1\nprint(x)"), "x is 21.", fence("print(x * 2)"), "Twice x is 42."]
     done = chat(scripted, "set x to 21\ndouble x\n")
     assert done.returncode == 0, done.stderr
-    assert "Answer: x is 21." in done.stdout and "Answer: Twice x is 42." in done.stdout
+    assert "Answer: x is 21." in done.stdout
+    assert "Answer: Twice x is 42." in done.stdout
     assert "\033[" not in done.stdout and "you>" not in done.stdout  # plain output without a terminal
     # The second turn saw the first one.
     contents = [m["content"] for m in scripted.requests[2]["messages"]]
-    assert "set x to 21" in contents and "x is 21." in contents
+    assert "set x to 21" in contents
+    assert "x is 21." in contents
     stored = json.loads(codeloop("history", "show", "1", "--json").stdout)
-    assert stored["kind"] == "chat" and [t["task"] for t in stored["turns"]] == ["set x to 21", "double x"]
+    assert stored["kind"] == "chat"
+    assert [t["task"] for t in stored["turns"]] == ["set x to 21", "double x"]
 
 
 def test_commands(scripted: ScriptedServer, tmp_path: Path) -> None:
@@ -58,7 +61,8 @@ def test_commands(scripted: ScriptedServer, tmp_path: Path) -> None:
     assert "/reset" in out and "/export [PATH]" in out  # the help text
     assert re.search(r"model: \S*scripted", out)
     assert "stored as chat 1: codeloop chat --resume 1" in out
-    assert f"wrote {nb_path}" in out and nbformat.read(nb_path, as_version=4).cells
+    assert f"wrote {nb_path}" in out
+    assert nbformat.read(nb_path, as_version=4).cells
     assert "my numbers" in out  # /history lists the renamed chat
     assert "unknown command /bogus" in out
     assert "new conversation" in out
@@ -66,7 +70,8 @@ def test_commands(scripted: ScriptedServer, tmp_path: Path) -> None:
     assert "NameError" in out
     assert all("never read" not in m["content"] for r in scripted.requests for m in r["messages"])
     listing = codeloop("history", "list").stdout
-    assert "my numbers" in listing and "print y" in listing
+    assert "my numbers" in listing
+    assert "print y" in listing
 
 
 def test_multi_line_messages(scripted: ScriptedServer) -> None:
@@ -83,13 +88,16 @@ def test_resume_continues_a_stored_chat(scripted: ScriptedServer) -> None:
     scripted.replies = [fence("print(3 * 7)"), "Three z is 21."]
     done = chat(scripted, "what is 3 times z?\n", "--resume", "1")
     assert done.returncode == 0, done.stderr
-    assert "resumed chat 1" in done.stdout and "not restored" in done.stdout
+    assert "resumed chat 1" in done.stdout
+    assert "not restored" in done.stdout
     contents = [m["content"] for m in scripted.requests[-2]["messages"]]
-    assert "set z to 7" in contents and "z is 7." in contents
+    assert "set z to 7" in contents
+    assert "z is 7." in contents
     stored = json.loads(codeloop("history", "show", "1", "--json").stdout)
     assert len(stored["turns"]) == 2
     missing = chat(scripted, "hi\n", "--resume", "99")
-    assert missing.returncode == 1 and "no conversation with id 99" in missing.stderr
+    assert missing.returncode == 1
+    assert "no conversation with id 99" in missing.stderr
 
 
 class Terminal:

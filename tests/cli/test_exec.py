@@ -35,12 +35,14 @@ def test_a_failing_file_exits_1_with_the_traceback_on_stderr(tmp_path: Path) -> 
     done = codeloop("exec", str(script))
     assert done.returncode == 1
     assert done.stdout == "before\n"
-    assert "ValueError: nope" in done.stderr and "raise ValueError('nope')" in done.stderr
+    assert "ValueError: nope" in done.stderr
+    assert "raise ValueError('nope')" in done.stderr
 
 
 def test_code_from_stdin() -> None:
     done = codeloop("exec", "-", stdin="print(sum(range(10)))\n")
-    assert done.returncode == 0 and done.stdout == "45\n"
+    assert done.returncode == 0
+    assert done.stdout == "45\n"
 
 
 def test_json_prints_the_whole_result() -> None:
@@ -52,8 +54,12 @@ def test_json_prints_the_whole_result() -> None:
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["status"] == "ok" and result["stdout"] == "hi\n" and result["value"] == "42"
-    assert result["files"] == ["f.txt"] and result["error"] is None and result["duration"] > 0
+    assert result["status"] == "ok"
+    assert result["stdout"] == "hi\n"
+    assert result["value"] == "42"
+    assert result["files"] == ["f.txt"]
+    assert result["error"] is None
+    assert result["duration"] > 0
     assert base64.b64decode(result["figures"][0]).startswith(b"\x89PNG\r\n\x1a\n")
 
 
@@ -61,7 +67,8 @@ def test_json_error_and_timeout() -> None:
     done = codeloop("exec", "--json", "--timeout", "0.5", "-c", "while True: pass")
     assert done.returncode == 1
     result = json.loads(done.stdout)
-    assert result["status"] == "timeout" and "time limit" in result["stderr"]
+    assert result["status"] == "timeout"
+    assert "time limit" in result["stderr"]
 
 
 def test_figures_can_be_saved(tmp_path: Path) -> None:
@@ -79,4 +86,5 @@ def test_figures_can_be_saved(tmp_path: Path) -> None:
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     done = codeloop(*args)
-    assert done.returncode == 2 and "codeloop exec:" in done.stderr
+    assert done.returncode == 2
+    assert "codeloop exec:" in done.stderr

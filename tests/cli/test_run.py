@@ -130,15 +130,20 @@ def test_json_result_and_history(scripted: ScriptedServer, codeloop_home: Path) 
     assert {"answer", "steps", "usage", "timings", "status", "id"} <= result.keys()
     assert (result["answer"], result["answer_source"]) == ("5050", "output")  # grounded in the output
     assert result["steps"][0]["result"]["stdout"] == "5050\n"
-    assert result["usage"]["calls"] == 2 and result["timings"]["total_s"] > 0
+    assert result["usage"]["calls"] == 2
+    assert result["timings"]["total_s"] > 0
 
     listing = codeloop("history", "list")
-    assert listing.returncode == 0 and "Sum of 1 to 100?" in listing.stdout and "answered" in listing.stdout
+    assert listing.returncode == 0
+    assert "Sum of 1 to 100?" in listing.stdout
+    assert "answered" in listing.stdout
     shown = codeloop("history", "show", str(result["id"]), "--json")
     stored = json.loads(shown.stdout)
-    assert stored["kind"] == "run" and stored["turns"][0]["answer"] == "5050"
+    assert stored["kind"] == "run"
+    assert stored["turns"][0]["answer"] == "5050"
     text = codeloop("history", "show", str(result["id"]))
-    assert "print(sum(range(1, 101)))" in text.stdout and "Answer: 5050" in text.stdout
+    assert "print(sum(range(1, 101)))" in text.stdout
+    assert "Answer: 5050" in text.stdout
 
 
 def test_figures_are_saved_next_to_the_history(scripted: ScriptedServer, codeloop_home: Path) -> None:
@@ -147,7 +152,8 @@ def test_figures_are_saved_next_to_the_history(scripted: ScriptedServer, codeloo
     done = scripted_run(scripted, "Plot squares")
     assert done.returncode == 0, done.stderr
     saved = sorted((codeloop_home / "figures" / "1").glob("*.png"))
-    assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG")
+    assert len(saved) == 1
+    assert saved[0].read_bytes().startswith(b"\x89PNG")
     assert f"figure: {saved[0]}" in done.stdout
 
 
@@ -188,7 +194,8 @@ def test_model_server_down_is_a_clear_error(codeloop_home: Path) -> None:
     done = codeloop("run", "--model", "x", "--base-url", f"http://127.0.0.1:{port}/v1", "--json", "2+2?")
     assert done.returncode == 1
     result = json.loads(done.stdout)
-    assert result["status"] == "aborted" and f"127.0.0.1:{port}" in result["error"]
+    assert result["status"] == "aborted"
+    assert f"127.0.0.1:{port}" in result["error"]
     assert codeloop("history", "show", str(result["id"]), "--json").returncode == 0
 
 
@@ -205,7 +212,8 @@ def test_task_from_stdin(scripted: ScriptedServer) -> None:
         [sys.executable, "-m", "codeloop", "run", "--model", "s", "--base-url", scripted.base_url, "-"],
         input="What is 2 to the 10th?\n", capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert done.returncode == 0 and "Answer: It is 1024." in done.stdout
+    assert done.returncode == 0
+    assert "Answer: It is 1024." in done.stdout
     assert scripted.requests[0]["messages"][-1]["content"].split("\n\n")[0] == "What is 2 to the 10th?"
 
 
@@ -236,10 +244,14 @@ def test_a_corrupt_history_does_not_stop_a_run_and_is_left_alone(
     db.write_bytes(b"garbage" * 1000)
     scripted.replies = [fence("print(1 + 1)"), "It is 2."]
     done = scripted_run(scripted, "1+1?")
-    assert done.returncode == 0 and "Answer: It is 2." in done.stdout
-    assert "history is off for this run" in done.stderr and "corrupt" in done.stderr
+    assert done.returncode == 0
+    assert "Answer: It is 2." in done.stdout
+    assert "history is off for this run" in done.stderr
+    assert "corrupt" in done.stderr
     listing = codeloop("history", "list")
-    assert listing.returncode == 1 and "corrupt" in listing.stderr and "left untouched" in listing.stderr
+    assert listing.returncode == 1
+    assert "corrupt" in listing.stderr
+    assert "left untouched" in listing.stderr
     assert db.read_bytes() == b"garbage" * 1000
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from codeloop.evals.problems import Problem, load_humaneval
 from codeloop.evals.sessions import SessionFactory, sandbox_factory
+from codeloop.llm import Sampling
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +63,15 @@ class _Stream:
         self.reply = _Reply(self._reply.text[: self.sent], _Usage(completion_tokens=self.sent // 5))
 
 
+def _settings(sampling: Sampling | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The sampling options a call asked for, as a dict (stops only when some were given)."""
+    chosen = Sampling.of(sampling, **options)
+    settings: dict[str, Any] = {"max_tokens": chosen.max_tokens, "temperature": chosen.temperature, "seed": chosen.seed}
+    if chosen.stop:
+        settings["stop"] = list(chosen.stop)
+    return settings
+
+
 class ScriptedModel:
     """A fake model for loop-logic tests only: answers with the given replies, records every prompt."""
 
@@ -77,14 +87,14 @@ class ScriptedModel:
             raise AssertionError(f"the model was asked more often than scripted; last prompt:\n{prompt}")
         return _Reply(self.replies.pop(0))
 
-    def complete_text(self, prompt: str, **settings: Any) -> _Reply:
-        return self._next(prompt, settings)
+    def complete_text(self, prompt: str, sampling: Sampling | None = None, **options: Any) -> _Reply:
+        return self._next(prompt, _settings(sampling, options))
 
-    def stream_text(self, prompt: str, **settings: Any) -> _Stream:
-        return _Stream(self._next(prompt, settings))
+    def stream_text(self, prompt: str, sampling: Sampling | None = None, **options: Any) -> _Stream:
+        return _Stream(self._next(prompt, _settings(sampling, options)))
 
-    def complete(self, messages: Iterable[dict[str, str]], **settings: Any) -> _Reply:
-        return self._next("\n".join(f"[{m['role']}] {m['content']}" for m in messages), settings)
+    def complete(self, messages: Iterable[dict[str, str]], sampling: Sampling | None = None, **options: Any) -> _Reply:
+        return self._next("\n".join(f"[{m['role']}] {m['content']}" for m in messages), _settings(sampling, options))
 
 
 @pytest.fixture

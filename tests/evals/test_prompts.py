@@ -84,7 +84,7 @@ def test_definitions_end_stops_at_demo_code_not_at_helpers() -> None:
 
 
 def test_missing_standard_imports_are_appended(problems) -> None:
-    from codeloop.evals.imports import missing_imports
+    from codeloop.engine.imports import missing_imports
 
     assert missing_imports("def f(t):\n    return hashlib.md5(t).hexdigest()\n") == ["import hashlib"]
     assert missing_imports("def f(n):\n    return factorial(n) + len(Counter('ab'))\n") == [

@@ -14,6 +14,7 @@ from codeloop.llm.assemble import ModelStatus, model_file, models_dir, prepare, 
 from codeloop.llm.catalog import QWEN_05B, SMOLLM2_135M, BundledModel, ChunkPackage
 
 
+@pytest.mark.model
 def test_default_model_assembles_and_verifies(codeloop_home: Path) -> None:
     assert status(QWEN_05B) is ModelStatus.NOT_ASSEMBLED
     seen: list[tuple[int, int]] = []
@@ -32,9 +33,11 @@ def test_default_model_assembles_and_verifies(codeloop_home: Path) -> None:
     mtime = path.stat().st_mtime_ns
     calls: list[int] = []
     assert prepare(QWEN_05B, lambda d, t: calls.append(d)) == path
-    assert calls == [] and path.stat().st_mtime_ns == mtime
+    assert calls == []
+    assert path.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.model
 def test_a_touched_file_is_verified_again(default_ready: Path) -> None:
     assert status(QWEN_05B) is ModelStatus.READY
     stamp = default_ready.with_name(default_ready.name + ".verified.json")
@@ -43,13 +46,16 @@ def test_a_touched_file_is_verified_again(default_ready: Path) -> None:
     assert status(QWEN_05B) is ModelStatus.NOT_ASSEMBLED
     # the hard link is replaced by a fresh file, leaving the session's copy alone
     path = prepare(QWEN_05B)
-    assert status(QWEN_05B) is ModelStatus.READY and path.stat().st_nlink == 1
+    assert status(QWEN_05B) is ModelStatus.READY
+    assert path.stat().st_nlink == 1
 
 
+@pytest.mark.model
 def test_wheel_model_needs_no_assembly() -> None:
     assert status(SMOLLM2_135M) is ModelStatus.READY
     path = prepare(SMOLLM2_135M)
-    assert path == model_file(SMOLLM2_135M) and path.read_bytes()[:4] == b"GGUF"
+    assert path == model_file(SMOLLM2_135M)
+    assert path.read_bytes()[:4] == b"GGUF"
 
 
 # -- failure cases on small chunk packages made here (real files, found by importlib) ------------
@@ -103,7 +109,9 @@ def test_hash_mismatch_is_refused_and_leaves_nothing(tmp_path: Path, tiny_parts:
     with pytest.raises(ModelError) as info:
         prepare(model)
     message = str(info.value)
-    assert "refusing" in message and "0" * 64 in message and "reinstall" in message
+    assert "refusing" in message
+    assert "0" * 64 in message
+    assert "reinstall" in message
     assert [p.name for p in models_dir().iterdir() if not p.name.endswith(".lock")] == []
     assert status(model) is ModelStatus.NOT_ASSEMBLED
 
@@ -117,7 +125,8 @@ def test_missing_chunk_package_names_it(tmp_path: Path, tiny_parts: list[bytes])
     assert status(model) is ModelStatus.NOT_INSTALLED
     with pytest.raises(ModelError) as info:
         prepare(model)
-    assert "cltest-miss-part2==1.0" in str(info.value) and "pip install" in str(info.value)
+    assert "cltest-miss-part2==1.0" in str(info.value)
+    assert "pip install" in str(info.value)
 
 
 def test_missing_chunk_file_inside_a_package(tmp_path: Path, tiny_parts: list[bytes]) -> None:
@@ -144,4 +153,5 @@ def test_reverify_rehashes(tmp_path: Path, tiny_parts: list[bytes]) -> None:
     path = prepare(model)
     calls: list[int] = []
     assert prepare(model, lambda d, t: calls.append(d), reverify=True) == path
-    assert calls and calls[-1] == len(b"".join(tiny_parts))
+    assert calls
+    assert calls[-1] == len(b"".join(tiny_parts))

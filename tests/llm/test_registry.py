@@ -19,7 +19,8 @@ def write_config(home: Path, text: str) -> None:
 
 def test_public_api_is_exported_lazily() -> None:
     assert codeloop.get_model is get_model
-    assert codeloop.Model.__name__ == "Model" and codeloop.Reply.__name__ == "Reply"
+    assert codeloop.Model.__name__ == "Model"
+    assert codeloop.Reply.__name__ == "Reply"
 
 
 def test_builtin_names_and_aliases() -> None:
@@ -51,7 +52,9 @@ def test_unknown_name_lists_the_choices() -> None:
     with pytest.raises(ConfigError) as info:
         get_model("gpt-17")
     message = str(info.value)
-    assert "gpt-17" in message and "qwen-coder-0.5b" in message and "--base-url" in message
+    assert "gpt-17" in message
+    assert "qwen-coder-0.5b" in message
+    assert "--base-url" in message
 
 
 def test_missing_gguf_file() -> None:
@@ -66,26 +69,33 @@ def test_embedded_model_refuses_a_base_url() -> None:
 
 def test_openai_names_take_url_and_key_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     m = get_model("openai:gpt-4o-mini")
-    assert isinstance(m, OpenAIModel) and m.name == "openai:gpt-4o-mini"
+    assert isinstance(m, OpenAIModel)
+    assert m.name == "openai:gpt-4o-mini"
     assert m.base_url == OPENAI_BASE_URL
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     m = get_model("openai:gpt-4o-mini", read_timeout=12, max_retries=0)
     assert isinstance(m, OpenAIModel)
-    assert m.base_url == "http://127.0.0.1:9/v1" and m._client.api_key == "sk-from-env"
-    assert m.settings.read_timeout == 12.0 and m.settings.max_retries == 0
+    assert m.base_url == "http://127.0.0.1:9/v1"
+    assert m._client.api_key == "sk-from-env"
+    assert m.settings.read_timeout == 12.0
+    assert m.settings.max_retries == 0
     m = get_model("openai:gpt-4o-mini", base_url="http://127.0.0.1:8/v1", api_key="sk-arg")
     assert isinstance(m, OpenAIModel)
-    assert m.base_url == "http://127.0.0.1:8/v1" and m._client.api_key == "sk-arg"
+    assert m.base_url == "http://127.0.0.1:8/v1"
+    assert m._client.api_key == "sk-arg"
 
 
 def test_openai_key_is_not_sent_to_other_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     m = get_model("my-model", base_url="http://127.0.0.1:7/v1")
-    assert isinstance(m, OpenAIModel) and m.model == "my-model"
+    assert isinstance(m, OpenAIModel)
+    assert m.model == "my-model"
     assert m._client.api_key != "sk-secret"
     m = get_model(base_url="http://127.0.0.1:7/v1")
-    assert isinstance(m, OpenAIModel) and m.model is None and m._client.api_key != "sk-secret"
+    assert isinstance(m, OpenAIModel)
+    assert m.model is None
+    assert m._client.api_key != "sk-secret"
 
 
 def test_ollama_default_url() -> None:
@@ -124,7 +134,9 @@ def test_missing_optional_model_has_an_install_hint() -> None:
 def test_config_urls_and_keys(codeloop_home: Path) -> None:
     write_config(codeloop_home, '[model]\nbase_url = "http://127.0.0.1:6/v1"\napi_key = "k1"\n')
     m = get_model("openai:x")
-    assert isinstance(m, OpenAIModel) and m.base_url == "http://127.0.0.1:6/v1" and m._client.api_key == "k1"
+    assert isinstance(m, OpenAIModel)
+    assert m.base_url == "http://127.0.0.1:6/v1"
+    assert m._client.api_key == "k1"
     write_config(codeloop_home, "[model]\nbase_url = 5\n")
     with pytest.raises(ConfigError, match="base_url must be a non-empty string"):
         get_model("openai:x")

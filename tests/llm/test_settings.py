@@ -23,8 +23,12 @@ def write_config(home: Path, text: str) -> None:
 
 def test_defaults_without_config() -> None:
     s = EmbeddedSettings.resolve()
-    assert s.n_ctx == 8192 and s.n_batch == 512 and s.flash_attn is False and s.repack is None
-    assert s.n_threads == physical_cores() >= 1 and s.adaptive_threads is True
+    assert s.n_ctx == 8192
+    assert s.n_batch == 512
+    assert s.flash_attn is False
+    assert s.repack is None
+    assert s.n_threads == physical_cores() >= 1
+    assert s.adaptive_threads is True
     r = RemoteSettings.resolve()
     assert (r.connect_timeout, r.read_timeout, r.max_retries) == (5.0, 300.0, 2)
 

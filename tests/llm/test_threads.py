@@ -12,7 +12,8 @@ from codeloop.llm.threads import free_cpus, pick_threads
 
 def test_free_cpus_is_within_the_usable_cpus() -> None:
     free = free_cpus()
-    assert free is not None and 0 <= free <= len(os.sched_getaffinity(0))
+    assert free is not None
+    assert 0 <= free <= len(os.sched_getaffinity(0))
     assert 1 <= pick_threads(2) <= 2
     assert pick_threads(1) == 1
 

@@ -15,14 +15,18 @@ def test_valid_chat_request_is_normalised() -> None:
     assert r.messages == ({"role": "user", "content": "hi"},)
     assert r.prompt is None
     assert r.stop == ("\n\n",)
-    assert r.temperature == 1.0 and isinstance(r.temperature, float)
-    assert r.seed == 3 and r.stream is True
+    assert r.temperature == 1.0
+    assert isinstance(r.temperature, float)
+    assert r.seed == 3
+    assert r.stream is True
 
 
 def test_raw_prompt_request() -> None:
     r = make_request(prompt="def f():", stop=["\ndef ", "\nclass "], stream=False)
-    assert r.prompt == "def f():" and r.messages is None
-    assert r.stop == ("\ndef ", "\nclass ") and r.stream is False
+    assert r.prompt == "def f():"
+    assert r.messages is None
+    assert r.stop == ("\ndef ", "\nclass ")
+    assert r.stream is False
 
 
 @pytest.mark.parametrize(

@@ -137,8 +137,8 @@ def test_exec_escapes_control_characters_but_json_keeps_them(tmp_path: Path) -> 
 
 
 def test_the_console_escapes_sandbox_and_model_text() -> None:
-    from codeloop.agent.console import ConsolePrinter
     from codeloop.agent.events import CellOutput, ModelText
+    from codeloop.cli.console import ConsolePrinter
     from codeloop.text.terminal import printable
 
     out = io.StringIO()
@@ -188,10 +188,11 @@ def test_isolation_warning_names_the_layers_that_are_off(open_sandbox: Open) -> 
 @pytest.mark.parametrize("value", ["-" * 100_000 + "1", "(" * 100_000, "[" * 5000 + "]" * 5000])
 def test_hostile_probe_values_do_not_crash_the_host(value: str) -> None:
     from codeloop.agent import hints
+    from codeloop.engine import imports
     from codeloop.sandbox.tracing import TraceError, parse_trace
 
     assert hints.parse_names(value) == []
-    assert hints.parse_statement(value) is None
+    assert imports.parse_statement(value) is None
     with pytest.raises(TraceError):
         parse_trace(value)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from codeloop.agent.events import Finished, StepDone
-from codeloop.agent.result import AgentResult, CellOutcome, Figure, RunStatus, Step
+from codeloop.agent.result import AgentResult, CellOutcome, Figure, Step, TaskStatus
 from codeloop.errors import HistoryError
 from codeloop.store import History, Recorder
 from codeloop.store import db as store_db
@@ -40,7 +40,8 @@ def test_a_run_is_stored_step_by_step_and_loads_back(codeloop_home: Path, png: b
         stored = h.load(cid)
     assert stored.title == "what is 2+2"
     [turn] = stored.turns
-    assert turn.answer == "4" and turn.status is RunStatus.ANSWERED
+    assert turn.answer == "4"
+    assert turn.status is TaskStatus.ANSWERED
     assert turn.steps[0].outcome == result.steps[0].outcome
     assert turn.steps[0].figures[0].path == str(fig_path)
 
@@ -67,7 +68,7 @@ def test_an_unfinished_turn_keeps_its_steps(codeloop_home: Path) -> None:
     # The process "died" here; a new one reads what was committed.
     with History() as h:
         [turn] = h.load(cid).turns
-    assert turn.status is RunStatus.INTERRUPTED
+    assert turn.status is TaskStatus.INTERRUPTED
     assert turn.steps[0].code == "print(4)"
     assert "never finished" in (turn.error or "")
 
@@ -152,4 +153,5 @@ def test_recorder_stops_quietly_after_a_database_error(
         finally:
             other.execute("ROLLBACK")
             other.close()
-    assert len(seen) == 1 and rec.error is seen[0]
+    assert len(seen) == 1
+    assert rec.error is seen[0]

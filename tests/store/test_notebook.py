@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from codeloop.agent.result import AgentResult, CellOutcome, Figure, RunStatus, Step
+from codeloop.agent.result import AgentResult, CellOutcome, Figure, Step, TaskStatus
 from codeloop.errors import HistoryError
 from codeloop.store import export_notebook, to_notebook
 
@@ -52,7 +52,7 @@ def _turns(png: bytes, tmp_path: Path) -> list[AgentResult]:
     )
     second = AgentResult(
         "And never finished",
-        status=RunStatus.MAX_STEPS,
+        status=TaskStatus.MAX_STEPS,
         steps=[Step(0, "```python\nprint(y * 2)\n```", "print(y * 2)")],
     )
     return [first, second]
@@ -63,7 +63,8 @@ def test_notebook_structure(png: bytes, tmp_path: Path) -> None:
     nbformat.validate(nb)
     kinds = [c.cell_type for c in nb.cells]
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert kinds[0] == "markdown" and nb.cells[0].source.startswith("# demo")
+    assert kinds[0] == "markdown"
+    assert nb.cells[0].source.startswith("# demo")
     assert [c.source for c in code] == ["x = 6 * 7\nprint(x)\nx", "1 / 0", "y = x + 1\nprint(y)"]
     assert [c.execution_count for c in code] == [1, 2, 3]
     first = code[0].outputs
@@ -72,9 +73,11 @@ def test_notebook_structure(png: bytes, tmp_path: Path) -> None:
     assert code[1].metadata["tags"] == ["raises-exception"]
     assert code[1].outputs[0].ename == "ZeroDivisionError"
     md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert "Let me compute it." in md and "**Answer:** x is 42" in md
+    assert "Let me compute it." in md
+    assert "**Answer:** x is 42" in md
     assert "status **timeout**" in md and "while True" in md  # shown, never runnable
-    assert "did not run" in md and "max_steps" in md
+    assert "did not run" in md
+    assert "max_steps" in md
 
 
 def test_exported_notebook_reexecutes_in_a_kernel(png: bytes, tmp_path: Path) -> None:

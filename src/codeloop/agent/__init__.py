@@ -1,12 +1,12 @@
 """The agent: the model writes Python, the sandbox runs it, the model repairs and answers.
 
 Public names: :class:`Agent` (the loop), :class:`AgentResult` (what a run returns, JSON-ready),
-:class:`Conversation` (multi-turn chat), :class:`Limits` and :class:`Strategy` (knobs).
+:class:`Chat` (multi-turn chat), :class:`Limits` and :class:`Strategy` (knobs).
 """
 
 from __future__ import annotations
 
-from codeloop.agent.chat import Conversation
+from codeloop.agent.chat import Chat
 from codeloop.agent.events import (
     AgentEvent,
     CellOutput,
@@ -20,9 +20,9 @@ from codeloop.agent.events import (
     fan_out,
 )
 from codeloop.agent.loop import Agent
-from codeloop.agent.parsing import CodeBlock, find_code_blocks, parse_reply
-from codeloop.agent.result import AgentResult, CellOutcome, Figure, RunStatus, Step, Timings, Usage
+from codeloop.agent.result import AgentResult, CellOutcome, Figure, Step, TaskStatus, TaskTimings, TaskUsage
 from codeloop.agent.settings import Limits, Strategy
+from codeloop.text import CodeBlock, find_code_blocks, parse_reply
 
 __all__ = [
     "Agent",
@@ -31,8 +31,8 @@ __all__ = [
     "CellOutcome",
     "CellOutput",
     "CellStart",
+    "Chat",
     "CodeBlock",
-    "Conversation",
     "EventHandler",
     "Figure",
     "Finished",
@@ -40,12 +40,12 @@ __all__ = [
     "ModelStart",
     "ModelText",
     "Notice",
-    "RunStatus",
     "Step",
     "StepDone",
     "Strategy",
-    "Timings",
-    "Usage",
+    "TaskStatus",
+    "TaskTimings",
+    "TaskUsage",
     "fan_out",
     "find_code_blocks",
     "parse_reply",

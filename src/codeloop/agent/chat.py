@@ -8,10 +8,10 @@ from codeloop.agent.loop import Agent
 from codeloop.agent.result import AgentResult
 from codeloop.agent.transcript import history_messages
 
-__all__ = ["Conversation"]
+__all__ = ["Chat"]
 
 
-class Conversation:
+class Chat:
     """Each ``send`` is one agent run that sees the earlier turns; variables persist between turns."""
 
     def __init__(self, agent: Agent, turns: Sequence[AgentResult] = (), *, context_chars: int = 6000) -> None:

@@ -19,11 +19,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["LIBRARY", "REPAIR", "Example", "select"]
+__all__ = ["LIBRARY", "REPAIR", "WorkedExample", "select"]
 
 
 @dataclass(frozen=True)
-class Example:
+class WorkedExample:
     """A solved task: the task, then (reply, output or error, failed?) exchanges, the answer."""
 
     task: str
@@ -36,8 +36,8 @@ def _code(source: str) -> str:
     return f"```python\n{source.strip()}\n```"
 
 
-def _solved(task: str, code: str, output: str, answer: str, keywords: str = "") -> Example:
-    return Example(task, ((_code(code), output, False),), answer, keywords)
+def _solved(task: str, code: str, output: str, answer: str, keywords: str = "") -> WorkedExample:
+    return WorkedExample(task, ((_code(code), output, False),), answer, keywords)
 
 
 # The general example, for tasks no skill example matches.
@@ -49,7 +49,7 @@ GENERAL = _solved(
 )
 
 # An error and its repair: shown with every task, so the model sees what to do after a failure.
-REPAIR = Example(
+REPAIR = WorkedExample(
     "Join the integers from 1 to 5 with dashes.",
     (
         (
@@ -64,7 +64,7 @@ REPAIR = Example(
     "The integers from 1 to 5 joined with dashes are 1-2-3-4-5.",
 )
 
-LIBRARY: tuple[Example, ...] = (
+LIBRARY: tuple[WorkedExample, ...] = (
     GENERAL,
     _solved(
         "What is the largest prime number below 1000?",
@@ -250,12 +250,12 @@ def _words(text: str) -> set[str]:
     return words
 
 
-def _vocab(example: Example) -> set[str]:
+def _vocab(example: WorkedExample) -> set[str]:
     # The keywords only: the example's own nouns ('tea', 'shop') would match tasks by accident.
     return _words(example.keywords)
 
 
-def _idf(library: Sequence[Example]) -> dict[str, float]:
+def _idf(library: Sequence[WorkedExample]) -> dict[str, float]:
     counts: dict[str, int] = {}
     for example in library:
         for w in _vocab(example):
@@ -267,7 +267,7 @@ _VOCABS = [_vocab(e) for e in LIBRARY]
 _IDF = _idf(LIBRARY)
 
 
-def select(task: str, k: int = 1) -> list[Example]:
+def select(task: str, k: int = 1) -> list[WorkedExample]:
     """The ``k`` library examples closest to ``task``, best last; the general one if none is close."""
     words = _words(task)
     scored = [(sum(_IDF[w] for w in words & vocab), -i) for i, vocab in enumerate(_VOCABS)]

@@ -3,29 +3,17 @@
 When code imports or uses a name a module does not have, the loop lists the names the module
 does have (small models guess plausible names such as ``statistics.population_stddev``).
 A KeyError comes with the columns of the session's DataFrames.
-When code calls a name it forgot to import (``date(...)``, ``np.array``), the loop finds the
-standard import for it, adds that line and runs the cell again.
+(A name it forgot to import is the engine's: :mod:`codeloop.engine.imports`.)
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable
 
-__all__ = [
-    "Probe",
-    "columns_hint",
-    "import_probe",
-    "missing_import",
-    "missing_module_name",
-    "module_names_probe",
-    "names_hint",
-    "parse_names",
-    "parse_statement",
-    "undefined_name",
-    "used_as_module_or_callable",
-]
+from codeloop.engine.imports import Probe
+
+__all__ = ["columns_hint", "missing_module_name", "module_names_probe", "names_hint", "parse_names"]
 
 _IMPORT = re.compile(r"cannot import name '([\w]+)' from '([\w.]+)'")
 _ATTR = re.compile(r"module '([\w.]+)' has no attribute '([\w]+)'")
@@ -61,54 +49,6 @@ def parse_names(value: str | None) -> list[str]:
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
-# Where a name a small model forgot to import usually lives, checked in this order.
-IMPORT_SOURCES = (
-    "math",
-    "datetime",
-    "collections",
-    "itertools",
-    "functools",
-    "statistics",
-    "fractions",
-    "decimal",
-)
-ALIASES = {"np": "import numpy as np", "pd": "import pandas as pd", "plt": "import matplotlib.pyplot as plt"}
-_NAME_ERROR = re.compile(r"^name '([A-Za-z_]\w*)' is not defined")
-
-
-def undefined_name(ename: str, evalue: str) -> str | None:
-    """The name of a NameError ("name 'date' is not defined" -> "date"), else None."""
-    if ename != "NameError":
-        return None
-    m = _NAME_ERROR.match(evalue)
-    return m.group(1) if m else None
-
-
-def import_probe(name: str) -> str:
-    """Code whose value is the import statement that defines ``name`` (or None), found in the session."""
-    return (
-        f"next((f'from {{m}} import {{n}}' for n in [{name!r}] for m in {IMPORT_SOURCES!r} "
-        f"if hasattr(__import__(m), n)), {ALIASES.get(name)!r})"
-    )
-
-
-def used_as_module_or_callable(name: str, code: str) -> bool:
-    """Whether ``code`` calls ``name(...)`` or reads ``name.attr``: a forgotten import, not a typo'd variable."""
-    return re.search(rf"(?<![\w.]){re.escape(name)}\s*[.(]", code) is not None
-
-
-def parse_statement(value: str | None) -> str | None:
-    """The import statement an ``import_probe`` returned (its repr), or None."""
-    if not value:
-        return None
-    try:
-        stmt = ast.literal_eval(value)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):  # worker-controlled text
-        return None
-    return stmt if isinstance(stmt, str) and stmt.startswith(("from ", "import ")) else None
-
-
-Probe = Callable[[str], str | None]  # evaluates an expression in the session, returns its repr
 
 
 def names_hint(probe: Probe, ename: str, evalue: str) -> str | None:
@@ -122,15 +62,6 @@ def names_hint(probe: Probe, ename: str, evalue: str) -> str | None:
         return None
     shown = ", ".join(names[:60]) + (" ..." if len(names) > 60 else "")
     return f"Module {missing[0]} has no {missing[1]!r}; the names it has are: {shown}"
-
-
-def missing_import(probe: Probe, ename: str, evalue: str, code: str) -> str | None:
-    """The import statement a NameError calls for, when the code calls or dereferences that name."""
-    name = undefined_name(ename, evalue)
-    if name is None or not used_as_module_or_callable(name, code):
-        return None
-    stmt = parse_statement(probe(import_probe(name)))
-    return None if stmt is None or stmt in code else stmt
 
 
 _FRAMES_PROBE = (

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
-from codeloop.agent.cells import SessionLike
 from codeloop.agent.events import AgentEvent, EventHandler
-from codeloop.agent.generation import ModelLike
 from codeloop.agent.prompts import SYSTEM_PROMPT, few_shot_messages, task_message
 from codeloop.agent.result import AgentResult
 from codeloop.agent.run import TaskRun
 from codeloop.agent.settings import Limits, Strategy
 from codeloop.errors import ConfigError, SandboxError
+from codeloop.llm.contract import ChatModel
+from codeloop.sandbox.contract import Session
 
 __all__ = ["Agent"]
 
@@ -37,10 +37,10 @@ class Agent:
 
     def __init__(
         self,
-        model: ModelLike,
+        model: ChatModel,
         *,
-        sandbox: SessionLike | None = None,
-        sandbox_factory: Callable[[], SessionLike] | None = None,
+        sandbox: Session | None = None,
+        sandbox_factory: Callable[[], Session] | None = None,
         limits: Limits | None = None,
         strategy: Strategy | None = None,
         on_event: EventHandler | None = None,
@@ -55,13 +55,13 @@ class Agent:
         self._owns_sandbox = sandbox is None
         self._factory = sandbox_factory or self._default_sandbox
 
-    def _default_sandbox(self) -> SessionLike:
+    def _default_sandbox(self) -> Session:
         from codeloop.sandbox import Sandbox  # imported late: the loop's tests never need it
 
         return Sandbox(timeout=self.limits.cell_timeout)
 
     @property
-    def sandbox(self) -> SessionLike:
+    def sandbox(self) -> Session:
         """The session cells run in; created on first use and kept across runs (state persists)."""
         if self._sandbox is None:
             self._sandbox = self._factory()
@@ -130,4 +130,16 @@ class Agent:
         """Solve ``task``; ``history`` holds earlier turns' messages (multi-turn chat)."""
         if not isinstance(task, str) or not task.strip():
             raise ConfigError("the task is empty: say what to compute")
-        return TaskRun(self, task.strip(), history).execute()
+        task = task.strip()
+        examples = self.example_messages(task, history)
+        return TaskRun(
+            task,
+            self.initial_messages(task, history, examples),
+            examples=len(examples),
+            model=self.model,
+            session=lambda: self.sandbox,
+            limits=self.limits,
+            strategy=self.strategy,
+            emit=self.on_event,
+            on_interrupt=self.recover_from_interrupt,
+        ).execute()

@@ -7,71 +7,16 @@ size, and the loop's own words stay outside the fence.
 
 from __future__ import annotations
 
-import re
-
 from codeloop.agent.result import CellOutcome, Figure
+from codeloop.text import fence, trim_middle, trim_traceback
 
-__all__ = [
-    "FIX_TAIL",
-    "OK_TAIL",
-    "evidence_of",
-    "fence",
-    "format_observation",
-    "trim_middle",
-    "trim_traceback",
-]
+__all__ = ["FIX_TAIL", "OK_TAIL", "evidence_of", "format_observation"]
 
 MAX_OUTPUT_CHARS = 1500
-MAX_TRACEBACK_LINES = 10
 
 OK_TAIL = "If this answers the task, reply with the final answer in one sentence, without code."
 FIX_TAIL = "Fix the code and write the whole corrected program in one ```python block."
-_LIBRARY = "  ... (library code)"
 EMPTY_TAIL = "The code ran without error but printed nothing. Write code that prints the result."
-
-
-def trim_middle(text: str, limit: int) -> str:
-    """Keep the head and tail of a long text, saying how much was cut (never silently)."""
-    if len(text) <= limit:
-        return text
-    head = limit * 2 // 3
-    tail = limit - head
-    cut = len(text) - head - tail
-    return f"{text[:head]}\n... [{cut} characters cut] ...\n{text[-tail:]}"
-
-
-def fence(text: str, info: str = "text") -> str:
-    """Wrap text in a Markdown fence that nothing inside it can close."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}{info}\n{text.rstrip()}\n{ticks}"
-
-
-def trim_traceback(tb: str, max_lines: int = MAX_TRACEBACK_LINES) -> str:
-    """The part of a traceback that helps a repair: the user's own frames and the error itself.
-
-    Only the last chained traceback is kept, and library frames (pandas internals...) collapse
-    into one line, so the failing line of the cell and the exception are never crowded out.
-    """
-    text = tb.rstrip()
-    head = "Traceback (most recent call last):"
-    if head in text:
-        text = head + text.rsplit(head, 1)[1]
-    kept: list[str] = []
-    in_library = False
-    for line in text.splitlines():
-        if line.startswith('  File "'):
-            in_library = not line.startswith('  File "<')
-            if in_library:
-                if kept[-1:] != [_LIBRARY]:
-                    kept.append(_LIBRARY)
-                continue
-        elif in_library and line.startswith("    "):
-            continue  # the source lines of a library frame
-        kept.append(line)
-    if len(kept) <= max_lines:
-        return "\n".join(kept)
-    return "\n".join([head, "  ...", *kept[-(max_lines - 2) :]])
 
 
 def evidence_of(outcome: CellOutcome) -> str | None:
@@ -130,7 +75,7 @@ def format_observation(
     if outcome.stderr.strip():
         parts.append("Stderr:\n" + fence(trim_middle(outcome.stderr.strip(), 600)))
     if outcome.status == "error" and outcome.error:
-        tb = outcome.error.get("traceback") or f"{outcome.error.get('ename')}: {outcome.error.get('evalue')}"
+        tb = outcome.error.traceback or f"{outcome.error.ename}: {outcome.error.evalue}"
         parts.append("Error:\n" + fence(trim_middle(trim_traceback(tb), MAX_OUTPUT_CHARS)))
     elif outcome.status == "timeout":
         parts.append("Error: the code ran out of time and was stopped; variables defined earlier are lost.")

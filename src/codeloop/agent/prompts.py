@@ -12,7 +12,7 @@ import re
 from codeloop.agent import examples
 from codeloop.agent.observation import FIX_TAIL as _FIX_TAIL
 from codeloop.agent.observation import OK_TAIL as _OK_TAIL
-from codeloop.agent.observation import fence
+from codeloop.text import fence
 
 __all__ = [
     "NUDGE_FIX_CODE",

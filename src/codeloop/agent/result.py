@@ -6,14 +6,16 @@ turned back into objects for ``history show``, notebook export and ``chat --resu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["AgentResult", "CellOutcome", "Figure", "RunStatus", "Step", "Timings", "Usage"]
+from codeloop.sandbox.result import ErrorInfo, RunResult, RunStatus
+
+__all__ = ["AgentResult", "CellOutcome", "Figure", "Step", "TaskStatus", "TaskTimings", "TaskUsage"]
 
 
-class RunStatus(StrEnum):
+class TaskStatus(StrEnum):
     """How a run ended. Only ``ANSWERED`` carries an answer the loop stands behind."""
 
     ANSWERED = "answered"
@@ -26,7 +28,7 @@ class RunStatus(StrEnum):
 
 
 @dataclass
-class Usage:
+class TaskUsage:
     """Token counts summed over every model call of a run."""
 
     prompt_tokens: int = 0
@@ -37,7 +39,7 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def add(self, other: Usage) -> None:
+    def add(self, other: TaskUsage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.calls += other.calls
@@ -51,12 +53,12 @@ class Usage:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Usage:
+    def from_dict(cls, d: dict[str, Any]) -> TaskUsage:
         return cls(int(d.get("prompt_tokens", 0)), int(d.get("completion_tokens", 0)), int(d.get("calls", 0)))
 
 
 @dataclass
-class Timings:
+class TaskTimings:
     """Wall-clock seconds: the whole run, time spent in the model, time spent running cells."""
 
     total_s: float = 0.0
@@ -71,7 +73,7 @@ class Timings:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Timings:
+    def from_dict(cls, d: dict[str, Any]) -> TaskTimings:
         return cls(float(d.get("total_s", 0.0)), float(d.get("model_s", 0.0)), float(d.get("sandbox_s", 0.0)))
 
 
@@ -91,53 +93,56 @@ class Figure:
 
 
 @dataclass
-class CellOutcome:
-    """What running one cell gave: a plain copy of the sandbox's RunResult, minus the figure bytes."""
+class CellOutcome(RunResult):
+    """What running one cell gave: the sandbox's :class:`RunResult`, plus what the loop probed.
 
-    status: str
-    stdout: str = ""
-    stderr: str = ""
-    value: str | None = None
-    error: dict[str, str] | None = None  # {"ename", "evalue", "traceback"}
-    files: list[str] = field(default_factory=list)
-    duration: float = 0.0
-    # When nothing was shown, the loop reads the variable the cell assigned last: its name and repr.
+    When a cell showed nothing, the loop reads the variable it assigned last: its name and repr
+    are ``probed_name`` and ``probed_value``. The figures' bytes travel on the :class:`Step`
+    (as :class:`Figure`), so the JSON form leaves them out.
+    """
+
     probed_name: str | None = None
     probed_value: str | None = None
-    notes: list[str] = field(default_factory=list)  # the sandbox's remarks, e.g. that state was lost
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+    def __post_init__(self) -> None:
+        # Plain data (a stored run, a test) may give the status as text and the error as a dict.
+        self.status = RunStatus(self.status)
+        if isinstance(self.error, dict):
+            self.error = _error_info(self.error)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "value": self.value,
-            "error": self.error,
-            "files": list(self.files),
-            "duration": round(self.duration, 4),
-            "probed_name": self.probed_name,
-            "probed_value": self.probed_value,
-            "notes": list(self.notes),
-        }
+    @classmethod
+    def of(cls, result: RunResult) -> CellOutcome:
+        """The outcome of a cell the sandbox ran (no copy of its fields: the same values)."""
+        return cls(**{f.name: getattr(result, f.name) for f in fields(RunResult)})
+
+    def to_dict(self, *, figure_paths: list[str] | None = None) -> dict[str, Any]:
+        data = super().to_dict(figure_paths=figure_paths)
+        if figure_paths is None:
+            del data["figures"]  # kept on the step, as files next to the history
+        data["probed_name"], data["probed_value"] = self.probed_name, self.probed_value
+        return data
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellOutcome:
         return cls(
-            status=str(d["status"]),
+            status=RunStatus(d["status"]),
             stdout=d.get("stdout") or "",
             stderr=d.get("stderr") or "",
             value=d.get("value"),
-            error=d.get("error"),
+            error=_error_info(d["error"]) if d.get("error") else None,
             files=list(d.get("files") or []),
             duration=float(d.get("duration") or 0.0),
+            restarted=bool(d.get("restarted", False)),
+            truncated=bool(d.get("truncated", False)),
+            notes=list(d.get("notes") or []),
+            cell=int(d.get("cell") or 0),
             probed_name=d.get("probed_name"),
             probed_value=d.get("probed_value"),
-            notes=list(d.get("notes") or []),
         )
+
+
+def _error_info(d: dict[str, Any]) -> ErrorInfo:
+    return ErrorInfo(str(d.get("ename", "")), str(d.get("evalue", "")), str(d.get("traceback", "")))
 
 
 @dataclass
@@ -189,19 +194,19 @@ class AgentResult:
 
     task: str
     model: str = ""
-    status: RunStatus = RunStatus.ANSWERED
+    status: TaskStatus = TaskStatus.ANSWERED
     answer: str | None = None
     answer_source: str | None = None
     evidence: str | None = None  # the executed output the answer rests on
     steps: list[Step] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    timings: Timings = field(default_factory=Timings)
+    usage: TaskUsage = field(default_factory=TaskUsage)
+    timings: TaskTimings = field(default_factory=TaskTimings)
     error: str | None = None
     id: int | None = None  # history id, once stored
 
     @property
     def ok(self) -> bool:
-        return self.status is RunStatus.ANSWERED and self.answer is not None
+        return self.status is TaskStatus.ANSWERED and self.answer is not None
 
     @property
     def figures(self) -> list[Figure]:
@@ -228,13 +233,13 @@ class AgentResult:
         return cls(
             task=d["task"],
             model=d.get("model") or "",
-            status=RunStatus(d.get("status", "answered")),
+            status=TaskStatus(d.get("status", "answered")),
             answer=d.get("answer"),
             answer_source=d.get("answer_source"),
             evidence=d.get("evidence"),
             steps=[Step.from_dict(s) for s in d.get("steps") or []],
-            usage=Usage.from_dict(d.get("usage") or {}),
-            timings=Timings.from_dict(d.get("timings") or {}),
+            usage=TaskUsage.from_dict(d.get("usage") or {}),
+            timings=TaskTimings.from_dict(d.get("timings") or {}),
             error=d.get("error"),
             id=d.get("id"),
         )

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from codeloop.agent import Agent, AgentResult, Conversation, RunStatus, fan_out
-from codeloop.agent.console import ConsolePrinter
+from codeloop.agent import Agent, AgentResult, Chat, TaskStatus, fan_out
+from codeloop.cli.console import ConsolePrinter
 from codeloop.cli.run_cmd import (
     add_loop_options,
     limits_from,
@@ -132,7 +132,7 @@ class ChatSession:
         self.agent = Agent(
             self.model, limits=limits, strategy=strategy_from(args), sandbox_factory=sandbox_factory(limits.cell_timeout)
         )
-        self.chat = Conversation(self.agent)
+        self.chat = Chat(self.agent)
         if args.resume is not None:
             self.resume(args.resume)
 
@@ -140,7 +140,7 @@ class ChatSession:
         if self.history is None:
             raise HistoryError("cannot resume: the history is off or could not be opened")
         stored = self.history.load(conversation_id)
-        self.chat = Conversation(self.agent, stored.turns)
+        self.chat = Chat(self.agent, stored.turns)
         self.conversation_id = stored.id
         print(f"resumed {stored.kind} {stored.id}: {stored.title} ({len(stored.turns)} turn(s))")
         print("note: the sandbox starts fresh; variables from the earlier session are not restored")
@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
                         break
                     continue
                 result = session.send(message)
-                if result.status is RunStatus.INTERRUPTED:
+                if result.status is TaskStatus.INTERRUPTED:
                     print("(interrupted)")
             except KeyboardInterrupt:
                 print("(interrupted)")

@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from codeloop.agent.observation import trim_middle
-from codeloop.agent.parsing import parse_reply
 from codeloop.store import History, StoredConversation, export_notebook
+from codeloop.text import parse_reply, trim_middle
 
 DESCRIPTION = (
     "Every 'codeloop run' and 'codeloop chat' turn is stored in SQLite under the user directory. "
@@ -62,7 +61,7 @@ def print_conversation(conv: StoredConversation) -> None:
                 if outcome.value is not None:
                     print("→ " + trim_middle(outcome.value, 2000))
                 if outcome.error:
-                    print(f"{outcome.error.get('ename')}: {outcome.error.get('evalue')}")
+                    print(f"{outcome.error.ename}: {outcome.error.evalue}")
                 print(f"-- {outcome.status} in {outcome.duration:.2f} s")
             elif step.observation:
                 label = "not run" if step.code is not None else "the loop asked"

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from codeloop.agent import Agent, Limits, RunStatus, Strategy, fan_out
-from codeloop.agent.console import ConsolePrinter
+from codeloop.agent import Agent, Limits, Strategy, TaskStatus, fan_out
+from codeloop.cli.console import ConsolePrinter
 from codeloop.errors import HistoryError
 
 DESCRIPTION = (
@@ -213,6 +213,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     elif result.id is not None:
         print(f"(stored as run {result.id}: codeloop history show {result.id})", file=sys.stderr)
-    if result.status is RunStatus.INTERRUPTED:
+    if result.status is TaskStatus.INTERRUPTED:
         return 130
     return 0 if result.ok else 1

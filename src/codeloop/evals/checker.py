@@ -17,7 +17,8 @@ from codeloop.errors import SandboxError
 from codeloop.evals.errors import EvalError
 from codeloop.evals.problems import Problem
 from codeloop.evals.samples import Sample
-from codeloop.evals.sessions import CellResult, SessionFactory, error_summary
+from codeloop.evals.sessions import SessionFactory, error_summary
+from codeloop.sandbox.result import RunResult
 
 __all__ = ["HOOKS_CELL", "CheckResult", "Outcome", "check_program", "check_sample", "program_cell"]
 
@@ -73,7 +74,7 @@ def check_program(problem: Problem, token: str, hooks_before: int = -1) -> str:
     return f"{guard}{problem.test}\n\ncheck({problem.entry_point})\n{hooks}{token!r}\n"
 
 
-def _failure_text(result: CellResult) -> tuple[Outcome, str]:
+def _failure_text(result: RunResult) -> tuple[Outcome, str]:
     status = result.status
     if status == "timeout":
         return Outcome.TIMED_OUT, "timed out"

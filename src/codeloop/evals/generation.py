@@ -14,11 +14,12 @@ visible score worse.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
+from codeloop.engine.generation import read_reply
+from codeloop.engine.loop import Review, Verdict, drive
 from codeloop.evals.checker import program_cell
 from codeloop.evals.examples import extract_examples
 from codeloop.evals.feedback import format_feedback
@@ -26,64 +27,17 @@ from codeloop.evals.problems import Problem
 from codeloop.evals.prompts import COMPLETE_STOPS, FENCE_STOPS, Conversation, PromptStyle, definitions_end
 from codeloop.evals.sessions import SessionFactory
 from codeloop.evals.visible import VisibleReport, run_visible
-from codeloop.llm.repetition import degenerate_tail
+from codeloop.llm.contract import TextModel
+from codeloop.llm.types import Sampling
 from codeloop.sandbox.tracing import TraceLimits
 
-__all__ = ["Generated", "GenerationSettings", "Mode", "TextModel", "generate_sample"]
+__all__ = ["Generated", "GenerationSettings", "Mode", "generate_sample"]
 
 
 class Mode(StrEnum):
     PLAIN = "plain"
     REPAIR = "repair"
     TRACE = "trace"
-
-
-class _ReplyLike(Protocol):
-    @property
-    def text(self) -> str: ...
-    @property
-    def usage(self) -> Any: ...
-
-
-class _StreamLike(Protocol):
-    def __iter__(self) -> Iterator[str]: ...
-    def close(self) -> None: ...
-    @property
-    def reply(self) -> _ReplyLike | None: ...
-
-
-class TextModel(Protocol):
-    """What generation needs of a model (``codeloop.llm.Model`` has these methods)."""
-
-    def stream_text(
-        self,
-        prompt: str,
-        *,
-        stop: str | Iterable[str] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-    ) -> _StreamLike: ...
-
-    def complete(
-        self,
-        messages: Iterable[object],
-        *,
-        stop: str | Iterable[str] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-    ) -> _ReplyLike: ...
-
-    def complete_text(
-        self,
-        prompt: str,
-        *,
-        stop: str | Iterable[str] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-    ) -> _ReplyLike: ...
 
 
 @dataclass(frozen=True)
@@ -136,9 +90,9 @@ def _ask(
     temperature: float | None = None,
 ) -> tuple[str, int]:
     temp = settings.temperature if temperature is None else temperature
-    kwargs: dict[str, Any] = {"max_tokens": settings.max_tokens, "temperature": temp, "seed": seed}
+    sampling = Sampling(max_tokens=settings.max_tokens, temperature=temp, seed=seed)
     if conversation.style is PromptStyle.CHAT:
-        reply = model.complete(conversation.messages(), **kwargs)
+        reply = model.complete(conversation.messages(), sampling)
         tokens = getattr(reply.usage, "completion_tokens", None) or 0
         return conversation.completion_from_reply(reply.text), int(tokens)
     stops: tuple[str, ...]
@@ -146,32 +100,17 @@ def _ask(
         prompt, stops = conversation.chatml_prompt(), FENCE_STOPS
     else:
         prompt, stops = conversation.problem.prompt, COMPLETE_STOPS
-    text, tokens = _continue_body(model.stream_text(prompt, stop=list(stops), **kwargs))
-    return conversation.completion_from_reply(text), tokens
+    gen = read_reply(model.stream_text(prompt, sampling.but(stop=stops)), end=_end_of_definitions)
+    return conversation.completion_from_reply(gen.text), gen.completion_tokens
 
 
-def _continue_body(stream: _StreamLike) -> tuple[str, int]:
-    """Read a continuation of a function body until the model leaves the definitions.
+def _end_of_definitions(text: str, piece: str) -> int | None:
+    """The end rule of a function body's continuation: the first top-level line of demo code.
 
-    Stops at the first top-level line of demo code (see ``definitions_end``): the rest would be
-    dropped anyway, costs generation time, and when cut off by the token limit would not parse.
+    The rest would be dropped anyway, costs generation time, and when cut off by the token limit
+    would not parse (see ``definitions_end``; it can only change when a line is completed).
     """
-    text, chunks, cut = "", 0, None
-    try:
-        for chunk in stream:
-            text += chunk
-            chunks += 1
-            if "\n" in chunk:
-                cut = definitions_end(text)
-                if cut is not None:
-                    break
-            if ("\n" in chunk or chunks % 16 == 0) and degenerate_tail(text):
-                break  # looping: the attempt is what it is, without the rest of the budget
-    finally:
-        stream.close()
-    reply = stream.reply
-    tokens = getattr(getattr(reply, "usage", None), "completion_tokens", None) or chunks
-    return (text if cut is None else text[:cut]), int(tokens)
+    return definitions_end(text) if "\n" in piece else None
 
 
 def _score(report: VisibleReport) -> tuple[int, int]:
@@ -182,6 +121,92 @@ def _visible_text(report: VisibleReport) -> str:
     if report.program_error is not None:
         return "does not load"
     return f"{report.passed}/{max(report.total, len(report.outcomes))}"
+
+
+class _VisibleRepair:
+    """The "make the visible tests pass" workflow, driven by the engine's loop.
+
+    generate: the first attempt (or the one given), later a repair of the last one, and when
+    that merely repeats an earlier attempt a fresh, sampled one; review: stop when even that
+    repeats; run: the visible examples in a fresh session; observe: show the model what failed;
+    judge: done when all pass or the rounds are used up.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        model: TextModel,
+        settings: GenerationSettings,
+        open_session: SessionFactory,
+        seed: int | None,
+        conversation: Conversation,
+        first: str,
+        attempts: int,
+        tokens: int,
+    ) -> None:
+        self.problem, self.model, self.settings, self.open_session = problem, model, settings, open_session
+        self.seed = seed
+        self.conversation = conversation
+        self.examples = extract_examples(problem)
+        self.pending: str | None = first  # the next attempt to run, when already made
+        self.attempts, self.tokens = attempts, tokens
+        self.tried: list[str] = []
+        self.best: tuple[tuple[int, int], str, VisibleReport] | None = None
+        self.rounds = 0
+        self.last: tuple[str, VisibleReport] | None = None  # the attempt run last, and its report
+
+    def _ask(self, conversation: Conversation, seed: int | None, temperature: float | None = None) -> str:
+        completion, used = _ask(self.model, conversation, self.settings, seed, temperature)
+        self.attempts += 1
+        self.tokens += used
+        return completion
+
+    def generate(self) -> str | None:
+        if self.pending is not None:
+            completion, self.pending = self.pending, None
+            return completion
+        completion = self._ask(self.conversation, self.seed)
+        if completion in self.tried and self.last is not None:
+            # Stuck: with its own code in view a small model copies it, even when sampling. Ask
+            # afresh, with what went wrong but not the code, sampling (seeded: runs repeat).
+            ran, report = self.last
+            notes = format_feedback(report, program_cell(self.problem, ran), subject="It")
+            fresh = Conversation.start(self.problem, self.settings.style, notes=notes)
+            retry_seed = ((self.seed or 0) + 7919 * self.attempts) % (2**31)
+            completion = self._ask(fresh, retry_seed, self.settings.retry_temperature)
+        return completion
+
+    def review(self, completion: str) -> Review:
+        return Review.STOP if completion in self.tried else Review.RUN
+
+    def run(self, completion: str) -> VisibleReport:
+        report = run_visible(
+            self.problem,
+            completion,
+            self.examples,
+            self.open_session,
+            timeout=self.settings.example_timeout,
+            trace=self.settings.mode is Mode.TRACE,
+            trace_limits=self.settings.trace_limits,
+        )
+        self.tried.append(completion)
+        if self.best is None or _score(report) > self.best[0]:
+            self.best = (_score(report), completion, report)
+        self.last = (completion, report)
+        return report
+
+    def observe(self, completion: str, report: VisibleReport) -> None:
+        if not self.finished(report):
+            self.conversation.retry(completion, format_feedback(report, program_cell(self.problem, completion)))
+
+    def judge(self, completion: str, report: VisibleReport) -> Verdict:
+        if self.finished(report):
+            return Verdict.DONE
+        self.rounds += 1
+        return Verdict.AGAIN
+
+    def finished(self, report: VisibleReport) -> bool:
+        return report.all_passed or self.rounds >= self.settings.rounds
 
 
 def generate_sample(
@@ -212,41 +237,8 @@ def generate_sample(
         raise ValueError(f"{settings.mode} mode runs the examples in a sandbox: pass open_session")
     if settings.style is PromptStyle.COMPLETE:
         raise ValueError("repair needs a conversation: use the chatml or chat prompt style")
-    examples = extract_examples(problem)
-    tried: list[str] = []
-    best: tuple[tuple[int, int], str, VisibleReport] | None = None
-    rounds = 0
-    while True:
-        report = run_visible(
-            problem,
-            completion,
-            examples,
-            open_session,
-            timeout=settings.example_timeout,
-            trace=settings.mode is Mode.TRACE,
-            trace_limits=settings.trace_limits,
-        )
-        tried.append(completion)
-        if best is None or _score(report) > best[0]:
-            best = (_score(report), completion, report)
-        if report.all_passed or rounds >= settings.rounds:
-            break
-        rounds += 1
-        program = program_cell(problem, completion)
-        conversation.retry(completion, format_feedback(report, program))
-        completion, used = _ask(model, conversation, settings, seed)
-        attempts += 1
-        tokens += used
-        if completion in tried:
-            # Stuck: with its own code in view a small model copies it, even when sampling. Ask
-            # afresh, with what went wrong but not the code, sampling (seeded: runs repeat).
-            notes = format_feedback(report, program, subject="It")
-            fresh = Conversation.start(problem, settings.style, notes=notes)
-            retry_seed = ((seed or 0) + 7919 * attempts) % (2**31)
-            completion, used = _ask(model, fresh, settings, retry_seed, settings.retry_temperature)
-            attempts += 1
-            tokens += used
-            if completion in tried:
-                break
-    return Generated(best[1], attempts, _visible_text(best[2]), tokens, time.perf_counter() - started)
-
+    repair = _VisibleRepair(problem, model, settings, open_session, seed, conversation, completion, attempts, tokens)
+    drive(repair)
+    assert repair.best is not None
+    best = repair.best
+    return Generated(best[1], repair.attempts, _visible_text(best[2]), repair.tokens, time.perf_counter() - started)

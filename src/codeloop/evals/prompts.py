@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from codeloop.evals.imports import missing_imports
+from codeloop.engine.imports import missing_imports
 from codeloop.evals.problems import Problem
 
 __all__ = [

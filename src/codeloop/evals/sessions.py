@@ -1,40 +1,18 @@
-"""The harness's view of a sandbox session, and the factory that opens fresh ones.
+"""The harness's factory of fresh sandbox sessions, and a one-line summary of a cell's error.
 
-Typing against this small protocol (not the Sandbox class) keeps the harness honest about what
-it needs from the sandbox: run a cell with a timeout, and read status, value, error and output.
+The session contract itself (:class:`~codeloop.sandbox.contract.Session`, ``SessionFactory``)
+is the sandbox's; it is re-exported here for the harness's modules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any
 
-__all__ = ["CellResult", "Session", "SessionFactory", "error_summary", "sandbox_factory"]
+from codeloop.sandbox.contract import Session, SessionFactory
+from codeloop.sandbox.result import RunResult
 
-
-class CellResult(Protocol):
-    """What the harness reads of a sandbox RunResult (DESIGN.md §2)."""
-
-    @property
-    def status(self) -> str: ...
-    @property
-    def value(self) -> str | None: ...
-    @property
-    def stdout(self) -> str: ...
-    @property
-    def stderr(self) -> str: ...
-    @property
-    def error(self) -> Any: ...
-
-
-class Session(Protocol):
-    """One stateful sandbox session."""
-
-    def run(self, code: str, *, timeout: float | None = None) -> CellResult: ...
-
-
-SessionFactory = Callable[[], AbstractContextManager[Session]]
+__all__ = ["Session", "SessionFactory", "error_summary", "sandbox_factory"]
 
 
 def sandbox_factory(*, timeout: float, memory_mb: int | None = None) -> SessionFactory:
@@ -51,7 +29,7 @@ def sandbox_factory(*, timeout: float, memory_mb: int | None = None) -> SessionF
     return open_session
 
 
-def error_summary(result: CellResult, limit: int = 300) -> str:
+def error_summary(result: RunResult, limit: int = 300) -> str:
     """``"ZeroDivisionError: division by zero"`` for an error cell, bounded; '' when there is none."""
     error = result.error
     if error is None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from codeloop.evals.checker import program_cell
 from codeloop.evals.examples import Example
 from codeloop.evals.problems import Problem
-from codeloop.evals.sessions import CellResult, Session, SessionFactory, error_summary
+from codeloop.evals.sessions import Session, SessionFactory, error_summary
+from codeloop.sandbox.result import RunResult
 from codeloop.sandbox.tracing import Trace, TraceError, TraceLimits, parse_trace, trace_cell
 
 __all__ = ["ExampleOutcome", "VisibleReport", "run_visible"]
@@ -94,7 +95,7 @@ class VisibleReport:
         return next((o for o in self.outcomes if not o.passed), None)
 
 
-def _program_error(result: CellResult) -> str:
+def _program_error(result: RunResult) -> str:
     if result.status == "timeout":
         return "loading the code timed out"
     if result.status == "error":

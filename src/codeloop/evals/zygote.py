@@ -20,7 +20,8 @@ from codeloop.errors import SandboxError
 from codeloop.evals.checker import CheckResult, Outcome, program_cell
 from codeloop.evals.problems import Problem
 from codeloop.evals.samples import Sample
-from codeloop.evals.sessions import CellResult, Session, SessionFactory, error_summary
+from codeloop.evals.sessions import Session, SessionFactory, error_summary
+from codeloop.sandbox.result import RunResult
 
 __all__ = ["ForkChecker", "check_source"]
 
@@ -32,7 +33,7 @@ def check_source(problem: Problem) -> str:
     return f"{problem.test}\n\ncheck({problem.entry_point})\n"
 
 
-def _verdict(result: CellResult) -> tuple[str, str, str, bool] | None:
+def _verdict(result: RunResult) -> tuple[str, str, str, bool] | None:
     """``(outcome, text, stage, restart)`` from a check cell's last stdout line; None if there is none."""
     if result.status != "ok":
         return None

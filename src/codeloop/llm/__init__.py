@@ -8,6 +8,8 @@
 >>> reply.text, reply.usage.completion_tokens, reply.timings.time_to_first_token
 
 Backends subclass :class:`Model` and implement one method, ``execute``, that yields chunks.
+Consumers type against :class:`ChatModel` / :class:`TextModel` and say how to sample with one
+:class:`Sampling` object (or its keyword form, as above).
 """
 
 from __future__ import annotations
@@ -15,13 +17,25 @@ from __future__ import annotations
 from codeloop.errors import ConfigError, ModelError
 from codeloop.llm.base import Model, ReplyStream
 from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, BundledModel
+from codeloop.llm.contract import ChatModel, ReplyStreamLike, TextModel
 from codeloop.llm.registry import default_model_name, get_model, resolve_name
-from codeloop.llm.types import Chunk, FinishReason, Message, Reply, Request, Timings, Usage
+from codeloop.llm.types import (
+    Chunk,
+    FinishReason,
+    Message,
+    Reply,
+    Request,
+    Sampling,
+    SamplingOptions,
+    Timings,
+    Usage,
+)
 
 __all__ = [
     "BUNDLED",
     "DEFAULT_MODEL",
     "BundledModel",
+    "ChatModel",
     "Chunk",
     "ConfigError",
     "FinishReason",
@@ -30,7 +44,11 @@ __all__ = [
     "ModelError",
     "Reply",
     "ReplyStream",
+    "ReplyStreamLike",
     "Request",
+    "Sampling",
+    "SamplingOptions",
+    "TextModel",
     "Timings",
     "Usage",
     "default_model_name",

@@ -11,8 +11,19 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
+from typing import Unpack
 
-from codeloop.llm.types import Chunk, FinishReason, Reply, Request, Timings, Usage, make_request
+from codeloop.llm.types import (
+    Chunk,
+    FinishReason,
+    Reply,
+    Request,
+    Sampling,
+    SamplingOptions,
+    Timings,
+    Usage,
+    make_request,
+)
 
 __all__ = ["Model", "ReplyStream"]
 
@@ -114,68 +125,34 @@ class Model(ABC):
         """Yield the chunks of one generation; raise :class:`~codeloop.errors.ModelError` on failure."""
 
     def stream(
-        self,
-        messages: Iterable[object],
-        *,
-        stop: str | Iterable[str] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
+        self, messages: Iterable[object], sampling: Sampling | None = None, **options: Unpack[SamplingOptions]
     ) -> ReplyStream:
-        """Chat: yield text chunks of the reply to ``messages`` (``[{"role", "content"}, ...]``)."""
-        request = make_request(
-            messages=_as_list(messages), stop=stop, max_tokens=max_tokens, temperature=temperature, seed=seed
-        )
+        """Chat: yield text chunks of the reply to ``messages`` (``[{"role", "content"}, ...]``).
+
+        ``sampling`` (a :class:`Sampling`) and/or its keyword form (``max_tokens=16``) say how.
+        """
+        request = make_request(messages=_as_list(messages), sampling=sampling, **options)
         return ReplyStream(self, self._chunks(request))
 
     def complete(
-        self,
-        messages: Iterable[object],
-        *,
-        stop: str | Iterable[str] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
+        self, messages: Iterable[object], sampling: Sampling | None = None, **options: Unpack[SamplingOptions]
     ) -> Reply:
         """Chat: the whole reply to ``messages``, with usage, timings and finish reason."""
-        request = make_request(
-            messages=_as_list(messages),
-            stop=stop,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            stream=False,
-        )
+        request = make_request(messages=_as_list(messages), sampling=sampling, stream=False, **options)
         return ReplyStream(self, self._chunks(request)).finish()
 
     def stream_text(
-        self,
-        prompt: str,
-        *,
-        stop: str | Iterable[str] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
+        self, prompt: str, sampling: Sampling | None = None, **options: Unpack[SamplingOptions]
     ) -> ReplyStream:
         """Raw completion: continue ``prompt`` as-is, no chat template (code completion, plain evals)."""
-        request = make_request(
-            prompt=prompt, stop=stop, max_tokens=max_tokens, temperature=temperature, seed=seed
-        )
+        request = make_request(prompt=prompt, sampling=sampling, **options)
         return ReplyStream(self, self._chunks(request))
 
     def complete_text(
-        self,
-        prompt: str,
-        *,
-        stop: str | Iterable[str] | None = None,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
+        self, prompt: str, sampling: Sampling | None = None, **options: Unpack[SamplingOptions]
     ) -> Reply:
         """Raw completion of ``prompt`` (no chat template), returned whole."""
-        request = make_request(
-            prompt=prompt, stop=stop, max_tokens=max_tokens, temperature=temperature, seed=seed, stream=False
-        )
+        request = make_request(prompt=prompt, sampling=sampling, stream=False, **options)
         return ReplyStream(self, self._chunks(request)).finish()
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing

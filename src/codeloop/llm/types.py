@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, Unpack
 
 from codeloop.errors import ModelError
 
@@ -20,6 +20,8 @@ __all__ = [
     "Message",
     "Reply",
     "Request",
+    "Sampling",
+    "SamplingOptions",
     "Timings",
     "Usage",
     "make_request",
@@ -110,17 +112,87 @@ class Chunk:
     usage: Usage | None = None
 
 
-@dataclass(frozen=True)
-class Request:
-    """One generation request: either chat ``messages`` or a raw ``prompt`` (no chat template)."""
+class SamplingOptions(TypedDict, total=False):
+    """The keyword form of :class:`Sampling`, accepted by every ``Model`` call (``max_tokens=16``)."""
 
-    messages: tuple[Message, ...] | None
-    prompt: str | None
+    stop: str | Iterable[str] | None
+    max_tokens: int
+    temperature: float
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample one reply: the one options object of every model call.
+
+    ``stop`` ends the reply at any of these strings; ``max_tokens`` bounds its length;
+    ``temperature`` 0 is greedy; ``seed`` makes sampling repeatable (None: a fresh one).
+    Build it with :meth:`of` to validate caller input (bad values raise :class:`ModelError`).
+    """
+
     stop: tuple[str, ...] = ()
     max_tokens: int = 512
     temperature: float = 0.0
     seed: int | None = None
+
+    @classmethod
+    def of(cls, base: Sampling | None = None, **options: Unpack[SamplingOptions]) -> Sampling:
+        """``base`` (default: the defaults) with ``options`` (the keyword form) applied, validated."""
+        unknown = set(options) - set(SamplingOptions.__annotations__)
+        if unknown:
+            raise ModelError(f"unknown sampling option(s): {', '.join(sorted(unknown))}")
+        start = base if base is not None else cls()
+        if not isinstance(start, Sampling):
+            raise ModelError(f"sampling must be a Sampling, got {type(start).__name__}")
+        stop = _check_stop(options["stop"] if "stop" in options else start.stop)
+        max_tokens = options.get("max_tokens", start.max_tokens)
+        temperature = options.get("temperature", start.temperature)
+        seed = options.get("seed", start.seed)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ModelError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float)
+            or not 0 <= temperature <= 2
+        ):
+            raise ModelError(f"temperature must be a number between 0 and 2, got {temperature!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ModelError(f"seed must be a non-negative integer or None, got {seed!r}")
+        return cls(stop=stop, max_tokens=max_tokens, temperature=float(temperature), seed=seed)
+
+    def but(self, **changes: Unpack[SamplingOptions]) -> Sampling:
+        """A copy with some fields changed (validated like :meth:`of`)."""
+        return Sampling.of(self, **changes)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request: either chat ``messages`` or a raw ``prompt`` (no chat template).
+
+    Backends read the sampling options through the shortcuts ``stop``, ``max_tokens``,
+    ``temperature`` and ``seed``.
+    """
+
+    messages: tuple[Message, ...] | None
+    prompt: str | None
+    sampling: Sampling = Sampling()
     stream: bool = True  # a hint: True when the caller consumes chunks as they come
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        return self.sampling.stop
+
+    @property
+    def max_tokens(self) -> int:
+        return self.sampling.max_tokens
+
+    @property
+    def temperature(self) -> float:
+        return self.sampling.temperature
+
+    @property
+    def seed(self) -> int | None:
+        return self.sampling.seed
 
 
 def _check_messages(messages: object) -> tuple[Message, ...]:
@@ -161,29 +233,21 @@ def make_request(
     *,
     messages: object = None,
     prompt: object = None,
-    stop: str | Iterable[str] | None = None,
-    max_tokens: int = 512,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    sampling: Sampling | None = None,
     stream: bool = True,
+    **options: Unpack[SamplingOptions],
 ) -> Request:
-    """Validate caller input into a :class:`Request`; bad input raises :class:`ModelError`."""
+    """Validate caller input into a :class:`Request`; bad input raises :class:`ModelError`.
+
+    ``options`` is the keyword form of :class:`Sampling` (``max_tokens=16``), applied over ``sampling``.
+    """
     if (messages is None) == (prompt is None):
         raise ModelError("give exactly one of messages or prompt")
     if prompt is not None and not isinstance(prompt, str):
         raise ModelError(f"prompt must be a string, got {type(prompt).__name__}")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ModelError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
-        raise ModelError(f"temperature must be a number between 0 and 2, got {temperature!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ModelError(f"seed must be a non-negative integer or None, got {seed!r}")
     return Request(
         messages=_check_messages(messages) if messages is not None else None,
         prompt=prompt,
-        stop=_check_stop(stop),
-        max_tokens=max_tokens,
-        temperature=float(temperature),
-        seed=seed,
+        sampling=Sampling.of(sampling, **options),
         stream=stream,
     )

@@ -22,7 +22,7 @@ from codeloop.sandbox.output import BoundedOutput
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.protocol import ProtocolError, ok_reply_frame
 
-__all__ = ["Capture", "Ending", "Outcome", "before_request", "exchange"]
+__all__ = ["Capture", "Ending", "Exchanged", "before_request", "exchange"]
 
 OnOutput = Callable[[str, str], None]
 _READ = 1 << 16
@@ -43,7 +43,9 @@ class Ending(Enum):
 
 
 @dataclass
-class Outcome:
+class Exchanged:
+    """How one request/reply exchange with the worker ended (not the eval checker's ``Outcome``)."""
+
     ending: Ending
     reply: dict[str, Any] | None = None
     detail: str = ""
@@ -168,7 +170,7 @@ def _send(fd: int, pending: memoryview) -> memoryview | None:
 READY_ID = "ready"
 
 
-def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, capture: Capture) -> Outcome:
+def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, capture: Capture) -> Exchanged:
     """Send ``frame`` and collect output until the reply with ``nonce``, a death, or the deadline."""
     capture.attach(proc)
     pipes = proc.pipes
@@ -182,7 +184,7 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
     except BlockingIOError:
         sent = 0
     except OSError:  # broken pipe: the worker closed it or died
-        return Outcome(Ending.DIED, detail="the worker closed its request pipe")
+        return Exchanged(Ending.DIED, detail="the worker closed its request pipe")
     pending: memoryview | None = None
     if sent < len(frame):  # a big cell: the rest goes as the worker reads
         pending = memoryview(frame)[sent:]
@@ -192,7 +194,7 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return Outcome(Ending.TIMEOUT, forged=forged)
+                return Exchanged(Ending.TIMEOUT, forged=forged)
             wait_ms = math.ceil(left * 1000)
             events = poller.poll(wait_ms if pidfd is not None else min(wait_ms, _NO_PIDFD_POLL_MS))
             died = reply_ready = request_ready = False
@@ -209,7 +211,7 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
             if ready_outputs:
                 _drain(proc, capture, ready_outputs)  # output before the reply: it was written first
                 if capture.over_limit:
-                    return Outcome(Ending.OUTPUT_LIMIT, forged=forged)
+                    return Exchanged(Ending.OUTPUT_LIMIT, forged=forged)
             if pidfd is None and not died:
                 died = proc.exited()
             if reply_ready:
@@ -219,11 +221,11 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
                     proc.forget_fd(reply_fd)
                 elif data:
                     if data == ok_frame and not proc.reader.pending:
-                        return Outcome(Ending.REPLY, reply={"status": "ok", "id": nonce}, forged=forged)
+                        return Exchanged(Ending.REPLY, reply={"status": "ok", "id": nonce}, forged=forged)
                     try:
                         frames = proc.reader.feed(data)
                     except ProtocolError as e:
-                        return Outcome(Ending.PROTOCOL, detail=str(e), forged=forged)
+                        return Exchanged(Ending.PROTOCOL, detail=str(e), forged=forged)
                     for message in frames:
                         if message.get("id") == nonce:
                             if saw_ready:
@@ -231,8 +233,8 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
                                 # could not yet see the output the cell wrote before its reply.
                                 _drain(proc, capture, set(outputs))
                                 if capture.over_limit:
-                                    return Outcome(Ending.OUTPUT_LIMIT, forged=forged)
-                            return Outcome(Ending.REPLY, reply=message, forged=forged)
+                                    return Exchanged(Ending.OUTPUT_LIMIT, forged=forged)
+                            return Exchanged(Ending.REPLY, reply=message, forged=forged)
                         if message.get("id") == READY_ID and not proc.ready:
                             proc.ready = saw_ready = True
                             continue
@@ -248,12 +250,12 @@ def exchange(proc: WorkerProcess, frame: bytes, nonce: str, deadline: float, cap
                 try:  # it may have replied just before it exited
                     for message in proc.reader.feed(_read(reply_fd) or b""):
                         if message.get("id") == nonce:
-                            return Outcome(Ending.REPLY, reply=message, forged=forged)
+                            return Exchanged(Ending.REPLY, reply=message, forged=forged)
                         if message.get("id") == READY_ID:
                             proc.ready = True
                 except ProtocolError:
                     pass
-                return Outcome(Ending.DIED, forged=forged)
+                return Exchanged(Ending.DIED, forged=forged)
     finally:
         if pending and pipes.request >= 0:
             try:

@@ -42,7 +42,7 @@ class OutputChunk(NamedTuple):
 
 @dataclass
 class RunResult:
-    """Everything one ``Sandbox.run`` produced (see DESIGN.md section 2)."""
+    """Everything one ``Sandbox.run`` produced (see docs/architecture.md)."""
 
     status: RunStatus
     stdout: str = ""

@@ -1,6 +1,6 @@
 """The stateful sandbox session: one persistent worker process, one lock, restart on failure.
 
-``Sandbox`` implements DESIGN.md section 2. Each ``run`` sends one framed request and waits for
+``Sandbox`` implements the session contract (docs/architecture.md). Each ``run`` sends one framed request and waits for
 the reply under a host-side deadline; a timeout, crash, memory kill or output flood stops the
 worker's whole process group and starts a fresh worker in the same directory, and the result says
 plainly that the interpreter state was lost.
@@ -25,7 +25,7 @@ from typing import Any
 from codeloop.errors import ConfigError, SandboxError
 from codeloop.sandbox import mplcache
 from codeloop.sandbox.config import SandboxConfig, check_limits, positive
-from codeloop.sandbox.exchange import Capture, Ending, Outcome, before_request, exchange
+from codeloop.sandbox.exchange import Capture, Ending, Exchanged, before_request, exchange
 from codeloop.sandbox.hostfs import new_session_dir, remove_session
 from codeloop.sandbox.jail.launch import missing_layers_line
 from codeloop.sandbox.jail.uids import UidLease
@@ -37,7 +37,7 @@ from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
 
 __all__ = ["Sandbox"]
 
-#: what ``strict=True`` requires (DESIGN.md section 5): without these the session refuses to start
+#: what ``strict=True`` requires (SECURITY.md): without these the session refuses to start
 STRICT_LAYERS = strict_layers(network=True)
 
 #: cells that plot: the host builds its shared matplotlib font cache when it sees one
@@ -155,7 +155,7 @@ def _limit_items(limits: Mapping[str, int] | None) -> tuple[tuple[str, int], ...
 
 
 class Sandbox:
-    """A stateful Python session in its own worker process (see DESIGN.md section 2).
+    """A stateful Python session in its own worker process (see docs/architecture.md).
 
     Thread-safe: calls on one session are serialised by its lock; many sessions run in parallel.
     """
@@ -352,7 +352,7 @@ class Sandbox:
             try:
                 self._apply_reply(result, outcome.reply)
             except ProtocolError as e:
-                outcome = Outcome(Ending.PROTOCOL, detail=str(e), forged=outcome.forged)
+                outcome = Exchanged(Ending.PROTOCOL, detail=str(e), forged=outcome.forged)
         if outcome.ending is not Ending.REPLY:
             self._apply_failure(result, outcome, limit, capture)
         elif result.status is RunStatus.MEMORY:
@@ -412,7 +412,7 @@ class Sandbox:
         except (KeyError, TypeError, ValueError, binascii.Error, RecursionError, MemoryError) as e:
             raise ProtocolError(f"malformed reply from the worker: {e!r}") from e
 
-    def _apply_failure(self, result: RunResult, outcome: Outcome, limit: float, sink: Callable[[int, bytes], None]) -> None:
+    def _apply_failure(self, result: RunResult, outcome: Exchanged, limit: float, sink: Callable[[int, bytes], None]) -> None:
         proc = self._res.proc
         if outcome.ending is Ending.TIMEOUT:
             result.status = RunStatus.TIMEOUT

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from codeloop.agent import Agent, AgentResult, Limits, RunStatus, Strategy
+from codeloop.agent import Agent, AgentResult, Limits, Strategy, TaskStatus
 from codeloop.errors import CodeloopError
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.jsonl import JsonlAppender, read_jsonl
@@ -88,7 +88,7 @@ class LocalTaskMap:
         for task in tasks:
             with Agent(self.model, limits=limits, strategy=strategy) as agent:
                 result = agent.run(task)
-            if result.status is RunStatus.INTERRUPTED:
+            if result.status is TaskStatus.INTERRUPTED:
                 raise KeyboardInterrupt  # Ctrl-C: the half-done task is not a result
             yield result.to_dict()
 
@@ -197,7 +197,7 @@ def run_batch(
         if kept is not None:
             status = str(kept.get("status"))
             summary.statuses[status] = summary.statuses.get(status, 0) + 1
-            summary.answered += status == RunStatus.ANSWERED.value
+            summary.answered += status == TaskStatus.ANSWERED.value
     return summary
 
 

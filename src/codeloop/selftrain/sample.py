@@ -14,9 +14,9 @@ from typing import Any
 
 from codeloop.agent.checks import normalise_code
 from codeloop.agent.loop import Agent
-from codeloop.agent.parsing import cut_after_first_block, parse_reply
 from codeloop.selftrain.tasks import Task
 from codeloop.selftrain.verify import output_matches
+from codeloop.text import cut_after_first_block, parse_reply
 
 __all__ = ["Sample", "sample_task", "select_examples"]
 
@@ -54,7 +54,7 @@ def sample_task(
     samples: list[Sample] = []
     for i in range(k):
         start = time.perf_counter()
-        reply = agent.model.complete(  # type: ignore[attr-defined]
+        reply = agent.model.complete(
             messages, max_tokens=max_tokens, temperature=temperature, seed=seed * 1000 + i, stop=None
         )
         text = cut_after_first_block(reply.text) or reply.text

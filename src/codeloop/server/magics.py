@@ -193,7 +193,7 @@ def _show_step(event: AgentEvent) -> None:
         if outcome.value is not None:
             shown += ("\n" if shown else "") + outcome.value
         if outcome.error:
-            shown += ("\n" if shown else "") + f"{outcome.error.get('ename')}: {outcome.error.get('evalue')}"
+            shown += ("\n" if shown else "") + f"{outcome.error.ename}: {outcome.error.evalue}"
         if shown:
             parts.append(_fence(shown).replace("```python", "```text", 1))
         if outcome.status != "ok":

@@ -52,7 +52,7 @@ def agent_text(result: AgentResult, *, with_code: bool = True) -> str:
                 if outcome.error:
                     shown = (
                         shown + "\n" if shown else ""
-                    ) + f"{outcome.error.get('ename')}: {outcome.error.get('evalue')}"
+                    ) + f"{outcome.error.ename}: {outcome.error.evalue}"
                 if shown:
                     lines.append(shown)
     return "\n".join(lines)

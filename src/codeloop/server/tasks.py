@@ -25,9 +25,9 @@ from codeloop.agent import (
     ModelStart,
     ModelText,
     Notice,
-    RunStatus,
     Step,
     StepDone,
+    TaskStatus,
     fan_out,
 )
 from codeloop.agent.result import Figure
@@ -187,7 +187,7 @@ class TaskRunner:
             self.result = agent.run(self.task)
         except TaskStopped:
             self.result = AgentResult(
-                self.task, status=RunStatus.INTERRUPTED, error="stopped before it began"
+                self.task, status=TaskStatus.INTERRUPTED, error="stopped before it began"
             )
             self._put({"type": "done", "result": result_to_dict(self.result)})
         except CodeloopError as e:

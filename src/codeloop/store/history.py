@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from codeloop.agent.result import AgentResult, RunStatus, Step
+from codeloop.agent.result import AgentResult, Step, TaskStatus
 from codeloop.config import user_dir
 from codeloop.errors import HistoryError
 from codeloop.store.db import connect, transaction, translate_errors
@@ -200,7 +200,7 @@ class History:
                 result = AgentResult(
                     task=row["task"],
                     model=model,
-                    status=RunStatus.INTERRUPTED,
+                    status=TaskStatus.INTERRUPTED,
                     steps=[Step.from_dict(json.loads(s[0])) for s in steps],
                     error="this turn never finished (the process was stopped); its steps up to then are kept",
                 )

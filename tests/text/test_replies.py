@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codeloop.agent.parsing import cut_after_first_block, find_code_blocks, looks_like_bare_code, parse_reply
+from codeloop.text import cut_after_first_block, find_code_blocks, looks_like_bare_code, parse_reply
 
 
 @pytest.mark.parametrize("opening", ["```python", "```py", "```", "```Python3", "~~~python", "````python"])
@@ -24,7 +24,8 @@ def test_other_languages_are_not_run() -> None:
 
 def test_unterminated_fence_runs_to_the_end() -> None:
     blocks = find_code_blocks("Sure!\n```python\nfor i in range(3):\n    print(i)\n")
-    assert len(blocks) == 1 and not blocks[0].closed
+    assert len(blocks) == 1
+    assert not blocks[0].closed
     assert blocks[0].code == "for i in range(3):\n    print(i)"
 
 
