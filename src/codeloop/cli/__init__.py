@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("codeloop.cli.models_cmd", "list the available models and the default"),
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
     "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval pass@k in the sandbox"),
+    "analyze": ("codeloop.cli.analyze_cmd", "analyse Python code: structure, ruff and radon findings, a model review"),
+    "complete": ("codeloop.cli.complete_cmd", "complete code at FILE:LINE:COL (fill-in-the-middle)"),
 }
 
 
