@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from codeloop.errors import CodeloopError
 
 DESCRIPTION = (
-    "Complete code at a cursor with fill-in-the-middle: FILE:LINE:COL (1-based; '-:LINE:COL' reads the "
+    "Complete code at a cursor with fill-in-the-middle: FILE:LINE:COL (1-based; '- LINE:COL' reads the "
     "file from stdin, --path names it). Prints the text to insert at the cursor (one line unless "
     "--lines N); the file is never changed. --serve keeps the model loaded and answers one JSON request "
     "per stdin line (see docs/workflows.md)."
@@ -30,8 +30,9 @@ def positive_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "target", nargs="?", metavar="FILE:LINE:COL", help="where to complete ('-:LINE:COL': stdin)"
+        "target", nargs="?", metavar="FILE:LINE:COL", help="where to complete ('-' reads stdin)"
     )
+    parser.add_argument("cursor", nargs="?", metavar="LINE:COL", help="the cursor when FILE is '-' (stdin)")
     parser.add_argument("--lines", type=positive_int, default=1, help="most lines to complete (default 1)")
     parser.add_argument("--max-tokens", type=positive_int, default=None, help="most tokens to generate")
     parser.add_argument("--path", default=None, help="the file name to report when reading stdin")
@@ -66,8 +67,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.target:
         print("codeloop complete: give FILE:LINE:COL (or --serve)", file=sys.stderr)
         return 2
+    target = args.target
+    if args.cursor is not None:
+        if target != "-":
+            print(
+                "codeloop complete: LINE:COL goes after '-' only (else write FILE:LINE:COL)", file=sys.stderr
+            )
+            return 2
+        target = f"-:{args.cursor}"
+    elif target == "-":
+        print("codeloop complete: after '-' give the cursor as LINE:COL", file=sys.stderr)
+        return 2
     try:
-        path, line, col = parse_target(args.target)
+        path, line, col = parse_target(target)
     except argparse.ArgumentTypeError as e:
         print(f"codeloop complete: {e}", file=sys.stderr)
         return 2
