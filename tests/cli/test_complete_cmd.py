@@ -160,3 +160,51 @@ def test_embedded_model_cold_and_served(real_home: Path, tmp_path: Path) -> None
     assert replies[0]["ready"] and replies[1]["completion"] == cold["completion"]  # same answer warm and cold
     assert replies[2]["completion"].strip() == "b", replies[2]
     assert (f.read_bytes(), f.stat().st_mtime_ns) == before
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_a_real_llama_cpp_server_gets_the_same_template(real_home: Path, tmp_path: Path) -> None:
+    """llama-cpp-python's server tokenises a suffix-less /v1/completions prompt with special tokens,
+    so the FIM markers reach the model as markers: the answer matches the embedded one."""
+    import socket
+    import time
+    import urllib.request
+
+    gguf = next((real_home / "models").glob("*.gguf"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [sys.executable, "-m", "codeloop.llm.llama_server", "--model", str(gguf), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text(errors="replace")[-2000:]
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "server not ready"
+                time.sleep(0.3)
+        f = tmp_path / "squares.py"
+        f.write_text(
+            'def squares(n):\n    """The squares of 0..n-1."""\n    return [i * i for i in range()]\n'
+        )
+        env = {"CODELOOP_HOME": str(real_home)}
+        remote = codeloop("complete", f"{f}:3:34", "--json", "--model", "local", "--base-url", base, env=env)
+        assert remote.returncode == 0, remote.stderr
+        assert json.loads(remote.stdout)["completion"].strip() == "n", remote.stdout
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        log.close()
