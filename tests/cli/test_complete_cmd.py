@@ -175,7 +175,7 @@ def test_a_real_llama_cpp_server_gets_the_same_template(real_home: Path, tmp_pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "server.log", "wb")  # closed in the finally below
     server = subprocess.Popen(
         [sys.executable, "-m", "codeloop.llm.llama_server", "--model", str(gguf), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
