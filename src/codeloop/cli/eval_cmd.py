@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from codeloop.cli.scale_args import add_ray_arguments, ray_options
 from codeloop.evals.errors import EvalInputError
 
 DESCRIPTION = (
@@ -64,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--memory-mb", type=int, default=None, help="memory cap per sample (default: the sandbox's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +101,20 @@ def run(args: argparse.Namespace) -> int:
             first_attempts=args.first_attempts,
             fresh_sessions=args.fresh_sessions,
         )
-        report = run_humaneval(options)
+        if args.ray is None:
+            report = run_humaneval(options)
+        else:
+            from codeloop.scale import RayEvalMap
+
+            with RayEvalMap.open(
+                ray_options(args),
+                model=args.model,
+                base_url=args.base_url,
+                timeout=args.timeout,
+                memory_mb=args.memory_mb,
+                load_model=args.samples is None,
+            ) as mapper:
+                report = run_humaneval(options, mapper=mapper)
     except EvalInputError as e:
         print(f"codeloop eval: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from pathlib import Path
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.evaluate import evaluate_samples
 from codeloop.evals.generation import GenerationSettings, Mode, TextModel
+from codeloop.evals.mapping import SampleMap
 from codeloop.evals.problems import Problem, load_humaneval
 from codeloop.evals.progress import Progress
 from codeloop.evals.prompts import PromptStyle
@@ -92,8 +93,14 @@ def run_humaneval(
     model: TextModel | None = None,
     model_name: str | None = None,
     open_session: SessionFactory | None = None,
+    mapper: SampleMap | None = None,
 ) -> EvalReport:
-    """Run HumanEval as ``options`` say. ``model`` is loaded with ``get_model`` when not given."""
+    """Run HumanEval as ``options`` say. ``model`` is loaded with ``get_model`` when not given.
+
+    ``mapper`` makes and checks the samples elsewhere (``codeloop.scale.RayEvalMap``: a Ray
+    cluster's actors, each with its own model); no model is loaded here then, and ``model_name``
+    is the mapper's.
+    """
     _validate(options)
     problems = load_humaneval()
     chosen = _selected(problems, options.limit)
@@ -117,8 +124,11 @@ def run_humaneval(
             progress=Progress(len(samples), "check", enabled=options.progress),
             settings={"samples_file": str(options.samples)},
             fresh_sessions=options.fresh_sessions,
+            mapper=mapper,
         )
-    if model is None:
+    if mapper is not None:
+        model_name = model_name or getattr(mapper, "model_name", None)
+    elif model is None:
         from codeloop.llm import get_model
 
         loaded = get_model(options.model, base_url=options.base_url)
@@ -148,4 +158,5 @@ def run_humaneval(
         show_progress=options.progress,
         first_attempts=first,
         fresh_sessions=options.fresh_sessions,
+        mapper=mapper,
     )
