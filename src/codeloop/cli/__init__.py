@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("codeloop.cli.models_cmd", "list the available models and the default"),
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
     "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval (+ infilling, EvalPlus) pass@k in the sandbox"),
+    "analyze": ("codeloop.cli.analyze_cmd", "analyse Python code: structure, ruff and radon findings, a model review"),
+    "complete": ("codeloop.cli.complete_cmd", "complete code at FILE:LINE:COL (fill-in-the-middle)"),
     "serve": ("codeloop.cli.serve_cmd", "HTTP API and web page on 127.0.0.1:8765 (sessions, tasks, history)"),
     "mcp": ("codeloop.cli.mcp_cmd", "Model Context Protocol server (stdio; --http): run_python, solve_task"),
     "selftrain": ("codeloop.cli.selftrain_cmd", "fine-tune the embedded model on programs its runs verified"),
