@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("codeloop.cli.models_cmd", "list the available models and the default"),
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
     "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval pass@k in the sandbox"),
+    "fix": ("codeloop.cli.fix_cmd", "repair code until its tests pass (on a sandboxed copy; --write to apply)"),
+    "debug": ("codeloop.cli.debug_cmd", "run a script under monitoring, explain the failure, propose a fix"),
 }
 
 

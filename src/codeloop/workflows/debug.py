@@ -30,6 +30,7 @@ from codeloop.errors import SandboxError
 from codeloop.llm.base import Model
 from codeloop.llm.types import Message
 from codeloop.sandbox import Sandbox
+from codeloop.workflows.fix import ModelSource, resolve_model
 from codeloop.workflows.fix_sandbox import ProjectSandbox
 from codeloop.workflows.patch import find_function, function_at_line, replace_function, review_change, unified_diff
 from codeloop.workflows.safewrite import write_changes
@@ -149,7 +150,7 @@ def _monitor_cell(script: str, args: list[str], timeout: float) -> str:  # pragm
     config = os.path.join(here, "debug-config.json")
     limits = dict(_LIMITS, timeout=timeout)  # noqa: F821 - defined by the cell
     with open(config, "w") as f:
-        json.dump({"script": os.path.join("project", script), "root": "project", "args": args, "limits": limits,
+        json.dump({"script": os.path.abspath(os.path.join("project", script)), "root": os.path.abspath("project"), "args": args, "limits": limits,
                    "output": out_path}, f)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     try:
@@ -202,6 +203,13 @@ def _read_debug_run(value: str | None) -> DebugRun:
         events=_int(record.get("events")), lines_run=_int(record.get("lines_run")), hot_lines=hot, spin=spin,
         stdout=output, duration=float(record["duration"]) if isinstance(record.get("duration"), int | float) else 0.0,
     )
+
+
+def _annotate(run: DebugRun, texts: dict[str, str]) -> DebugRun:
+    """Add each frame's source line (from the user's file as read, not from the sandbox)."""
+    for f in run.frames:
+        f["code"] = _line_text(texts, f["file"], f["line"])
+    return run
 
 
 def _line_text(texts: dict[str, str], file: str, line: int) -> str:
@@ -305,7 +313,7 @@ def debug(
     file: str | Path,
     args: Sequence[str] = (),
     *,
-    model: Model | None = None,
+    model: ModelSource = None,
     use_model: bool = True,
     fix: bool = False,
     write: bool = False,
@@ -353,7 +361,7 @@ def debug(
         box.run_cell(setup, "install the monitor")
         event("run", status="running", script=rel)
         t0 = time.monotonic()
-        run = _read_debug_run(box.run_cell(cell, "run the script", timeout=timeout + 40))
+        run = _annotate(_read_debug_run(box.run_cell(cell, "run the script", timeout=timeout + 40)), texts)
         timings["run_s"] = time.monotonic() - t0
         result.run = run
         event("run", status=run.status, message=run.message)
@@ -375,14 +383,12 @@ def debug(
 
 
 def _explain_and_fix(result: DebugResult, box: ProjectSandbox, cell: str, texts: dict[str, str], script: str,
-                     model: Model | None, fix: bool, samples: int, timings: dict[str, float], event: Event) -> None:
+                     model: ModelSource, fix: bool, samples: int, timings: dict[str, float], event: Event) -> None:
     run = result.run
     file, function = _fault_function(run, texts, script)
-    if model is None:
-        from codeloop.llm import get_model
-
+    if not isinstance(model, Model):
         event("model", status="loading")
-        model = get_model()
+        model = resolve_model(model)
     messages = _messages(file, texts[file], result.evidence, function)
     tries = max(1, samples) if fix else 1
     first_diff = ""
@@ -431,7 +437,7 @@ def _explain_and_fix(result: DebugResult, box: ProjectSandbox, cell: str, texts:
 
 def _changed_values(run: DebugRun) -> list[str]:
     out = []
-    for e in run.tail[-8:]:
+    for e in (run.head + run.tail)[-8:]:
         if e["vars"]:
             out.append(f"{e['file']}:{e['line']} " + ", ".join(f"{k}={v}" for k, v in e["vars"].items()))
     return out
@@ -448,7 +454,9 @@ def format_debug(result: DebugResult, *, color: bool = False) -> str:
     if not run.failed:
         out.append(f"ran {run.lines_run} lines of your code without an error")
         return "\n".join(out)
-    texts_note = []
+    if run.stdout.strip():
+        out.append(bold("output:"))
+        out += ["    " + line for line in run.stdout.rstrip().splitlines()[-10:]]
     if run.spin:
         s = run.spin
         out.append(f"spins in {s['function']} ({s['file']} lines {', '.join(map(str, s['lines'])) or s['line']})")
@@ -461,13 +469,14 @@ def format_debug(result: DebugResult, *, color: bool = False) -> str:
     for i, f in enumerate(reversed(run.frames)):
         label = "failing frame" if i == 0 else "called from  "
         out.append(f"{bold(label)} {f['function']} at {f['file']}:{f['line']}")
+        if f.get("code"):
+            out.append(f"  > {f['line']:>4} | {f['code']}")
         if f["locals"]:
             out.append("    " + ", ".join(f"{k}={v}" for k, v in f["locals"].items()))
     changed = _changed_values(run)
     if changed:
         out.append(bold("values that changed last:"))
         out += ["    " + c for c in changed]
-    out += texts_note
     if result.explanation:
         out.append(bold("root cause (model):"))
         out.append(result.explanation)

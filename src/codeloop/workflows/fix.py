@@ -39,11 +39,24 @@ from codeloop.workflows.patch import find_function, function_at_line, functions_
 from codeloop.workflows.safewrite import write_changes
 from codeloop.workflows.snapshot import InputError, is_test_path, resolve_project, take_snapshot
 
-__all__ = ["DEFAULT_TEST_COMMAND", "FixResult", "FixRound", "fix"]
+__all__ = ["DEFAULT_TEST_COMMAND", "FixResult", "FixRound", "ModelSource", "fix", "resolve_model", "suspects"]
 
 DEFAULT_TEST_COMMAND = "python -m pytest -q"
 
 Event = Callable[[str, dict[str, Any]], None]
+#: a model, a function that makes one (called only when a model is needed), or None for the default
+ModelSource = Model | Callable[[], Model] | None
+
+
+def resolve_model(source: ModelSource) -> Model:
+    """The model itself: ``source`` when it is one, else what its factory (or ``get_model``) gives."""
+    if isinstance(source, Model):
+        return source
+    if source is None:
+        from codeloop.llm import get_model
+
+        return get_model()
+    return source()
 
 
 @dataclass
@@ -155,7 +168,7 @@ def _candidate_code(reply: str) -> list[str]:
 
 
 class _Loop:
-    def __init__(self, model: Model | None, argv: list[str], *, samples: int, test_timeout: float, timeout: float,
+    def __init__(self, model: ModelSource, argv: list[str], *, samples: int, test_timeout: float, timeout: float,
                  temperature: float, max_tokens: int, on_event: Event | None) -> None:
         self.model = model
         self.argv = argv
@@ -172,11 +185,9 @@ class _Loop:
             self.on_event(kind, data)
 
     def get_model(self) -> Model:
-        if self.model is None:
-            from codeloop.llm import get_model
-
+        if not isinstance(self.model, Model):
             self.event("model", status="loading")
-            self.model = get_model()
+            self.model = resolve_model(self.model)
         return self.model
 
     def run_tests(self, box: ProjectSandbox, trace: tuple[str, str] | None = None) -> TestRun:
@@ -199,7 +210,7 @@ def fix(
     paths: Sequence[str | Path],
     *,
     test: str | Sequence[str] = DEFAULT_TEST_COMMAND,
-    model: Model | None = None,
+    model: ModelSource = None,
     rounds: int = 4,
     samples: int = 3,
     write: bool = False,
