@@ -24,6 +24,7 @@ then atomically with a backup (:mod:`codeloop.workflows.safewrite`).
 from __future__ import annotations
 
 import ast
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -311,7 +312,8 @@ def fix(
 def _check_collectable(run: TestRun, targets: list[str]) -> None:
     """Refuse to start when the tests cannot run at all (rather than 'fixing' the wrong thing)."""
     if run.structured:
-        if run.collect_errors and not any(any(t in err for t in targets) for err in run.collect_errors):
+        named = [re.compile(r"(?<![\w.])" + re.escape(t) + r"(?=[:\"',\s])") for t in targets]
+        if run.collect_errors and not any(p.search(err) for p in named for err in run.collect_errors):
             raise InputError("the tests cannot be collected:\n" + "\n".join(e[-1200:] for e in run.collect_errors[:3]))
         if run.collected == 0 and not run.collect_errors:
             raise InputError("the test command collected no tests" + (f":\n{run.output[-800:]}" if run.output else ""))

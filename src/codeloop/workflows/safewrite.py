@@ -96,12 +96,16 @@ def write_changes(
             os.unlink(tmp)
         raise
     done: list[Written] = []
+    pending: Path | None = None  # a backup made for a file not yet replaced
     try:
         for path, current, tmp, mode in prepared:
-            backup = _keep_backup(path, current, mode, backup_suffix)
+            pending = _keep_backup(path, current, mode, backup_suffix)
             os.replace(tmp, path)
-            done.append(Written(path=path, backup=backup))
+            done.append(Written(path=path, backup=pending))
+            pending = None
     except BaseException:
+        if pending is not None:  # our own backup of a file that was not replaced
+            os.unlink(pending)
         for w in done:  # put back what was already replaced
             os.replace(w.backup, w.path)
         for path, _cur, tmp, _mode in prepared:
