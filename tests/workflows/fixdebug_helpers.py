@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from codeloop.llm.base import Model
 from codeloop.llm.types import Chunk, FinishReason, Request
@@ -111,20 +108,9 @@ ADD_TESTS = (
 )
 
 
-@pytest.fixture
-def search_project(tmp_path: Path) -> Path:
+def new_search_project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "proj", {"search.py": SEARCH, "tests/test_search.py": SEARCH_TESTS})
 
 
-@pytest.fixture
-def calc_project(tmp_path: Path) -> Path:
+def new_calc_project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "calc", {"calc.py": ADD, "test_calc.py": ADD_TESTS})
-
-
-@pytest.fixture(scope="session")
-def real_model() -> Any:
-    from codeloop.llm import get_model
-
-    model = get_model()
-    yield model
-    model.close()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixdebug_helpers import FakeModel, fenced, make_project, state
 
 from codeloop.workflows.debug import debug, format_debug
 from codeloop.workflows.snapshot import InputError
-from fixdebug_helpers import FakeModel, fenced, make_project, state
 
 pytestmark = pytest.mark.slow
 

@@ -6,14 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixdebug_helpers import make_project, state
 
 from codeloop.workflows.debug import debug
 from codeloop.workflows.fix import fix
-from fixdebug_helpers import make_project, real_model, state
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-__all__ = ["real_model"]  # the session fixture, imported for pytest
+
+
+@pytest.fixture(scope="module")
+def real_model() -> Any:
+    from codeloop.llm import get_model
+
+    model = get_model()
+    yield model
+    model.close()
 
 COUNTDOWN = 'def countdown(n):\n    """[n, n-1, ..., 1]."""\n    out = []\n    while n > 0:\n        out.append(n)\n    return out\n'
 COUNTDOWN_TESTS = ("from countdown import countdown\n\n\ndef test_three():\n    assert countdown(3) == [3, 2, 1]\n\n\n"

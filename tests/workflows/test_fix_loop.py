@@ -5,14 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixdebug_helpers import (
+    ADD,
+    SEARCH_FIXED,
+    FakeModel,
+    fenced,
+    make_project,
+    new_calc_project,
+    new_search_project,
+    state,
+)
 
 from codeloop.errors import ModelError
 from codeloop.workflows.fix import fix
 from codeloop.workflows.snapshot import InputError
 
-from fixdebug_helpers import ADD, SEARCH_FIXED, FakeModel, calc_project, fenced, make_project, search_project, state
-
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def search_project(tmp_path: Path) -> Path:
+    return new_search_project(tmp_path)
+
+
+@pytest.fixture
+def calc_project(tmp_path: Path) -> Path:
+    return new_calc_project(tmp_path)
 
 
 def test_a_hang_is_localised_and_fixed_without_touching_the_users_files(search_project: Path) -> None:

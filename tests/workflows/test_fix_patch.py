@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from codeloop.workflows.patch import count_asserts, find_function, replace_function, review_change, unified_diff
+from codeloop.workflows.patch import (
+    count_asserts,
+    find_function,
+    replace_function,
+    review_change,
+    unified_diff,
+)
 from codeloop.workflows.snapshot import is_test_path
 
 MODULE = '''"""Doc."""

@@ -32,7 +32,13 @@ from codeloop.llm.types import Message
 from codeloop.sandbox import Sandbox
 from codeloop.workflows.fix import ModelSource, resolve_model
 from codeloop.workflows.fix_sandbox import ProjectSandbox
-from codeloop.workflows.patch import find_function, function_at_line, replace_function, review_change, unified_diff
+from codeloop.workflows.patch import (
+    find_function,
+    function_at_line,
+    replace_function,
+    review_change,
+    unified_diff,
+)
 from codeloop.workflows.safewrite import write_changes
 from codeloop.workflows.snapshot import InputError, Snapshot, find_project_root, read_nofollow, take_snapshot
 
@@ -136,7 +142,7 @@ def _event_list(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _monitor_cell(script: str, args: list[str], timeout: float) -> str:  # pragma: no cover - runs in the sandbox
+def _monitor_cell(script: str, args: list[str], timeout: float, limits: dict[str, Any]) -> str:  # pragma: no cover - runs in the sandbox
     """Run the monitor on ./project/SCRIPT as a child process; return its record and the output (in the sandbox)."""
     import json
     import os
@@ -148,7 +154,7 @@ def _monitor_cell(script: str, args: list[str], timeout: float) -> str:  # pragm
     if os.path.exists(out_path):
         os.remove(out_path)
     config = os.path.join(here, "debug-config.json")
-    limits = dict(_LIMITS, timeout=timeout)  # noqa: F821 - defined by the cell
+    limits = dict(limits, timeout=timeout)
     with open(config, "w") as f:
         json.dump({"script": os.path.abspath(os.path.join("project", script)), "root": os.path.abspath("project"), "args": args, "limits": limits,
                    "output": out_path}, f)
@@ -177,7 +183,8 @@ def _read_debug_run(value: str | None) -> DebugRun:
     if not isinstance(record, dict):
         return DebugRun(status="crashed", exit_code=raw.get("code") if isinstance(raw.get("code"), int) else None,
                         message="the script ended without a record (killed, or it broke the monitor)", stdout=output)
-    exc = record.get("exception") if isinstance(record.get("exception"), dict) else {}
+    raw_exc = record.get("exception")
+    exc = raw_exc if isinstance(raw_exc, dict) else {}
     frames = []
     for f in (record.get("frames") or [])[:8] if isinstance(record.get("frames"), list) else []:
         if isinstance(f, dict):
@@ -355,7 +362,8 @@ def debug(
     monitor = Path(__file__).with_name("debug_monitor.py").read_text(encoding="utf-8")
     setup = (f"import os\nos.makedirs('.codeloop_fix', exist_ok=True)\n"
              f"with open('.codeloop_fix/_codeloop_debug_monitor.py', 'w') as f:\n    f.write({monitor!r})\n")
-    cell = f"_LIMITS = {LIMITS!r}\n" + inspect.getsource(_monitor_cell) + f"_monitor_cell({rel!r}, {list(args)!r}, {float(timeout)!r})\n"
+    cell = ("from typing import Any\n" + inspect.getsource(_monitor_cell)
+            + f"_monitor_cell({rel!r}, {list(args)!r}, {float(timeout)!r}, {LIMITS!r})\n")
     result = DebugResult(script=rel, run=DebugRun(status="ok", exit_code=0))
     with ProjectSandbox(snapshot, [rel], sandbox=sandbox) as box:
         box.run_cell(setup, "install the monitor")
@@ -383,7 +391,8 @@ def debug(
 
 
 def _explain_and_fix(result: DebugResult, box: ProjectSandbox, cell: str, texts: dict[str, str], script: str,
-                     model: ModelSource, fix: bool, samples: int, timings: dict[str, float], event: Event) -> None:
+                     model: ModelSource, fix: bool, samples: int, timings: dict[str, float],
+                     event: Callable[..., None]) -> None:
     run = result.run
     file, function = _fault_function(run, texts, script)
     if not isinstance(model, Model):

@@ -28,7 +28,7 @@ import types
 from typing import Any
 
 
-def main(config_path: str) -> int:  # noqa: C901 - one closure-heavy function on purpose: no globals leak into the script
+def main(config_path: str) -> int:
     with open(config_path, encoding="utf-8") as f:
         cfg = json.load(f)
     script = os.path.realpath(cfg["script"])

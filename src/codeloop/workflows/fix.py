@@ -36,7 +36,14 @@ from codeloop.llm.base import Model
 from codeloop.sandbox import Sandbox
 from codeloop.workflows.fix_prompts import describe_failure, fix_messages, test_source
 from codeloop.workflows.fix_sandbox import ProjectSandbox, TestOutcome, TestRun, split_command
-from codeloop.workflows.patch import find_function, function_at_line, functions_in, replace_function, review_change, unified_diff
+from codeloop.workflows.patch import (
+    find_function,
+    function_at_line,
+    functions_in,
+    replace_function,
+    review_change,
+    unified_diff,
+)
 from codeloop.workflows.safewrite import write_changes
 from codeloop.workflows.snapshot import InputError, is_test_path, resolve_project, take_snapshot
 

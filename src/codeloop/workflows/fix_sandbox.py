@@ -334,7 +334,8 @@ def _read_run(value: str | None, traced: bool) -> TestRun:
         for f in (t.get("frames") or [])[:12]:
             if not isinstance(f, dict):
                 continue
-            loc = f.get("locals") if isinstance(f.get("locals"), dict) else {}
+            raw_locals = f.get("locals")
+            loc = raw_locals if isinstance(raw_locals, dict) else {}
             frames.append(Frame(
                 file=_relative(_s(f.get("file"), 1000), project), line=_i(f.get("line")),
                 function=_s(f.get("function"), 200), code=_s(f.get("code"), 300), target=f.get("target") is True,

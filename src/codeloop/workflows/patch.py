@@ -23,8 +23,8 @@ __all__ = [
     "count_asserts",
     "find_function",
     "functions_in",
-    "review_change",
     "replace_function",
+    "review_change",
     "unified_diff",
 ]
 

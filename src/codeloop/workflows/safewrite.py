@@ -108,7 +108,7 @@ def write_changes(
             os.unlink(pending)
         for w in done:  # put back what was already replaced
             os.replace(w.backup, w.path)
-        for path, _cur, tmp, _mode in prepared:
+        for _path, _cur, tmp, _mode in prepared:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
         raise

@@ -1,5 +1,6 @@
 from search import find
 
+
 def test_found():
     assert find([1, 3, 5, 7, 9], 7) == 3
 

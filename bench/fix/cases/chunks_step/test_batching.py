@@ -1,5 +1,6 @@
 from batching import chunks
 
+
 def test_even():
     assert chunks([1, 2, 3, 4], 2) == [[1, 2], [3, 4]]
 

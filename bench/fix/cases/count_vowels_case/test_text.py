@@ -1,5 +1,6 @@
 from text import count_vowels
 
+
 def test_lower():
     assert count_vowels("banana") == 3
 

@@ -2,6 +2,7 @@ from datetime import date
 
 from dates import parse_day
 
+
 def test_march():
     assert parse_day("2024-03-05") == date(2024, 3, 5)
 

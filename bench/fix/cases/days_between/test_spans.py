@@ -1,5 +1,6 @@
 from spans import days_between
 
+
 def test_month():
     assert days_between("2024-01-01", "2024-02-01") == 31
 

@@ -1,5 +1,6 @@
 from countdown import countdown
 
+
 def test_three():
     assert countdown(3) == [3, 2, 1]
 

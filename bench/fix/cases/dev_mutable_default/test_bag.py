@@ -1,5 +1,6 @@
 from bag import add_item
 
+
 def test_fresh_lists():
     assert add_item(1) == [1]
     assert add_item(2) == [2]

@@ -1,5 +1,6 @@
 from series import sum_first
 
+
 def test_small():
     assert sum_first(3) == 6
 

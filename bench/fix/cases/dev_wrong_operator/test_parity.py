@@ -1,5 +1,6 @@
 from parity import is_even
 
+
 def test_even():
     assert is_even(4)
 

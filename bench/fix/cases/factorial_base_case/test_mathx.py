@@ -1,5 +1,6 @@
 from mathx import factorial
 
+
 def test_five():
     assert factorial(5) == 120
 

@@ -1,5 +1,6 @@
 from temperature import to_fahrenheit
 
+
 def test_boiling():
     assert to_fahrenheit(100) == 212
 

@@ -1,5 +1,6 @@
 from nesting import flatten
 
+
 def test_one_level():
     assert flatten([1, [2, 3], 4]) == [1, 2, 3, 4]
 

@@ -1,5 +1,6 @@
 from euclid import gcd
 
+
 def test_gcd():
     assert gcd(12, 18) == 6
 

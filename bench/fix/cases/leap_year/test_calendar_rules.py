@@ -1,5 +1,6 @@
 from calendar_rules import is_leap
 
+
 def test_common():
     assert is_leap(2024)
     assert not is_leap(2023)

@@ -1,5 +1,6 @@
 from stats import mean
 
+
 def test_mean():
     assert mean([1, 2, 3, 4]) == 2.5
 

@@ -1,5 +1,6 @@
 from config import merged
 
+
 def test_values():
     assert merged({"a": 1, "b": 2}, {"b": 3}) == {"a": 1, "b": 3}
 

@@ -1,5 +1,6 @@
 from palin import is_palindrome
 
+
 def test_simple():
     assert is_palindrome("level")
 

@@ -1,5 +1,6 @@
 from words import reverse_words
 
+
 def test_three():
     assert reverse_words("one two three") == "three two one"
 

@@ -1,5 +1,6 @@
 from lengths import shortest_first
 
+
 def test_order():
     assert shortest_first(["ccc", "a", "bb"]) == ["a", "bb", "ccc"]
 

@@ -1,6 +1,6 @@
 import pytest
-
 from numbers_ import to_int
+
 
 def test_good():
     assert to_int(" 42 ") == 42

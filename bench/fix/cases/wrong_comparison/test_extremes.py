@@ -1,5 +1,6 @@
 from extremes import largest
 
+
 def test_mixed():
     assert largest([3, 9, 2, 7]) == 9
 
