@@ -24,6 +24,7 @@ then atomically with a backup (:mod:`codeloop.workflows.safewrite`).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,13 @@ from typing import Any
 from codeloop.agent.parsing import find_code_blocks, parse_reply
 from codeloop.llm.base import Model
 from codeloop.sandbox import Sandbox
-from codeloop.workflows.fix_prompts import describe_failure, fix_messages, test_source
+from codeloop.workflows.fix_prompts import (
+    describe_failure,
+    fix_messages,
+    function_header,
+    spec_messages,
+    test_source,
+)
 from codeloop.workflows.fix_sandbox import ProjectSandbox, TestOutcome, TestRun, split_command
 from codeloop.workflows.patch import (
     find_function,
@@ -204,12 +211,13 @@ class _Loop:
         self.timings["trace_s" if trace else "tests_s"] += time.monotonic() - start
         return run
 
-    def ask(self, messages: list[Any], number: int, round_no: int) -> str:
+    def ask(self, messages: list[Any], repeat: int, round_no: int, k: int) -> str:
+        """The ``repeat``-th reply to ``messages`` this round: greedy first, then sampled."""
         model = self.get_model()
         start = time.monotonic()
-        temperature = 0.0 if number == 0 else self.temperature
+        temperature = 0.0 if repeat == 0 else self.temperature
         reply = model.complete(messages, max_tokens=self.max_tokens, temperature=temperature,
-                               seed=1000 * round_no + number)
+                               seed=1000 * round_no + k)
         self.timings["model_s"] += time.monotonic() - start
         return reply.text
 
@@ -366,14 +374,22 @@ def _round(loop: _Loop, box: ProjectSandbox, number: int, current: dict[str, str
     related = [t for t in failures if (file, function) in suspects(t, current, all_texts)[:3]] or ([focus] if failures else [])
     tests = [(t, test_source(all_texts.get(t.file, ""), t.function)) for t in related[:2]]
     context = _module_context(current[file], span.start)
-    messages = fix_messages(function=function, function_source=span.source(current[file]), module_context=context,
-                            tests=tests, trace=trace, trace_source=current[file], previous=previous)
+    if trace is not None and focus.nodeid:
+        trace = dataclasses.replace(trace, call=focus.nodeid)
+    fix_prompt = fix_messages(function=function, function_source=span.source(current[file]), module_context=context,
+                              tests=tests, trace=trace, trace_source=current[file], previous=previous)
+    header = function_header(span.source(current[file]))
+    # Two kinds of request, alternating: fix the code shown with the evidence, and write the function
+    # afresh from its header and tests. Each kind is asked greedily first, then sampled.
+    prompts = [fix_prompt]
+    if header and any(src for _t, src in tests):
+        prompts.append(spec_messages(function=function, header=header, module_context=context, tests=tests))
     record = FixRound(number=number, file=file, function=function)
     loop.event("round_start", round=number, file=file, function=function)
     seen: set[str] = set()
     best: tuple[tuple[int, int, int], str, TestRun] | None = None
     for k in range(loop.samples):
-        reply = loop.ask(messages, k, number)
+        reply = loop.ask(prompts[k % len(prompts)], k // len(prompts), number, k)
         new_text = None
         for code in _candidate_code(reply):
             new_text = replace_function(current[file], function, code)

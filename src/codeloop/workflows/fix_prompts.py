@@ -14,7 +14,7 @@ from codeloop.llm.types import Message
 from codeloop.sandbox.tracing import Trace, format_trace
 from codeloop.workflows.fix_sandbox import TestOutcome
 
-__all__ = ["SYSTEM", "describe_failure", "fix_messages", "test_source"]
+__all__ = ["SYSTEM", "describe_failure", "fix_messages", "function_header", "spec_messages", "test_source"]
 
 SYSTEM = (
     "You are an expert Python programmer who fixes bugs. You get a function with a bug, the tests it "
@@ -93,3 +93,44 @@ def fix_messages(
         parts.append(f"An earlier attempt did not work:\n{previous}\n")
     parts.append(f"Write the corrected `{function.rsplit('.', 1)[-1]}` in full in one ```python block.")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(parts)}]
+
+
+def function_header(source: str) -> str:
+    """A function's decorators, ``def`` line(s) and docstring, without its body (``source``: the function)."""
+    import textwrap
+
+    text = textwrap.dedent(source)
+    try:
+        node = ast.parse(text).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return ""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or not node.body:
+        return ""
+    first = node.body[0]
+    lines = text.splitlines()
+    has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+    end = (first.end_lineno or first.lineno) if has_doc else first.lineno - 1
+    return "\n".join(lines[:end])
+
+
+SPEC_SYSTEM = (
+    "You are an expert Python programmer. Write the function you are asked for so that it passes the "
+    "given tests, in one ```python block. Do not write the tests."
+)
+
+
+def spec_messages(
+    *, function: str, header: str, module_context: str, tests: Sequence[tuple[TestOutcome, str]]
+) -> list[Message]:
+    """Ask for the function written afresh from its signature, docstring and tests (the buggy body hidden:
+    small models asked to fix code often copy it back unchanged)."""
+    name = function.rsplit(".", 1)[-1]
+    parts = []
+    if module_context.strip():
+        parts.append(f"The module starts like this:\n```python\n{module_context.rstrip()}\n```\n")
+    parts.append(f"Write the body of this function:\n```python\n{header.rstrip()}\n    ...\n```\n")
+    sources = [src for _t, src in tests if src]
+    if sources:
+        parts.append("It must pass these tests:\n```python\n" + "\n\n".join(s.rstrip() for s in sources) + "\n```\n")
+    parts.append(f"Write the whole function `{name}` in one ```python block.")
+    return [{"role": "system", "content": SPEC_SYSTEM}, {"role": "user", "content": "\n".join(parts)}]

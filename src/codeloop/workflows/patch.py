@@ -103,7 +103,9 @@ def _new_imports(code_tree: ast.Module, source_tree: ast.Module) -> list[str]:
     return [
         ast.unparse(n)
         for n in code_tree.body
-        if isinstance(n, ast.Import | ast.ImportFrom) and ast.unparse(n) not in have
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        and ast.unparse(n) not in have
+        and not any(alias.name == "*" for alias in n.names)  # a star import the model added by habit
     ]
 
 
@@ -165,7 +167,10 @@ def _add_imports(source: str, imports: list[str]) -> str:
         else:
             break
     lines = source.splitlines(keepends=True)
-    return "".join([*lines[:after], *(i + "\n" for i in imports), *lines[after:]])
+    # no imports before: the new ones get a blank line around them
+    blank = [] if any(isinstance(n, ast.Import | ast.ImportFrom) for n in tree.body) else ["\n"]
+    before = blank if after else []
+    return "".join([*lines[:after], *before, *(i + "\n" for i in imports), *blank, *lines[after:]])
 
 
 def count_asserts(source: str) -> int:
