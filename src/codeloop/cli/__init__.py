@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval pass@k in the sandbox"),
     "fix": ("codeloop.cli.fix_cmd", "repair code until its tests pass (on a sandboxed copy; --write to apply)"),
     "debug": ("codeloop.cli.debug_cmd", "run a script under monitoring, explain the failure, propose a fix"),
+    "selftrain": ("codeloop.cli.selftrain_cmd", "fine-tune the embedded model on programs its runs verified"),
 }
 
 

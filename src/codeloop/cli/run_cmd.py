@@ -120,6 +120,22 @@ def open_history(args: argparse.Namespace, warn: Callable[[str], None]) -> Any:
         return None
 
 
+def sandbox_factory(timeout: float) -> Callable[[], Any]:
+    """Makes the agent's sandbox; the first one prints the missing-isolation-layers line (as exec does)."""
+    warned: list[bool] = []
+
+    def make() -> Any:
+        from codeloop.sandbox import Sandbox
+
+        sandbox = Sandbox(timeout=timeout)
+        if sandbox.isolation_warning is not None and not warned:
+            warned.append(True)
+            print(sandbox.isolation_warning, file=sys.stderr)
+        return sandbox
+
+    return make
+
+
 def warn(message: str) -> None:
     print(f"codeloop: warning: {message}", file=sys.stderr)
 
@@ -159,7 +175,13 @@ def run(args: argparse.Namespace) -> int:
             )
             recorder.begin(task.strip())
     try:
-        with Agent(model, limits=limits, strategy=strategy, on_event=fan_out([recorder, printer])) as agent:
+        with Agent(
+            model,
+            limits=limits,
+            strategy=strategy,
+            on_event=fan_out([recorder, printer]),
+            sandbox_factory=sandbox_factory(limits.cell_timeout),
+        ) as agent:
             result = agent.run(task)
     finally:
         if history is not None:
