@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "complete": ("codeloop.cli.complete_cmd", "complete code at FILE:LINE:COL (fill-in-the-middle)"),
     "serve": ("codeloop.cli.serve_cmd", "HTTP API and web page on 127.0.0.1:8765 (sessions, tasks, history)"),
     "mcp": ("codeloop.cli.mcp_cmd", "Model Context Protocol server (stdio; --http): run_python, solve_task"),
+    "fix": ("codeloop.cli.fix_cmd", "repair code until its tests pass (on a sandboxed copy; --write to apply)"),
+    "debug": ("codeloop.cli.debug_cmd", "run a script under monitoring, explain the failure, propose a fix"),
     "selftrain": ("codeloop.cli.selftrain_cmd", "fine-tune the embedded model on programs its runs verified"),
 }
 
