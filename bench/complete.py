@@ -76,7 +76,7 @@ def passes(sandbox: object, program: str) -> tuple[bool, str]:
     if result.status == "ok":
         return True, ""
     error = result.error
-    return False, f"{result.status}: {error.type if error else ''} {error.message if error else ''}".strip()
+    return False, f"{result.status}: {error.ename if error else ''} {error.evalue if error else ''}".strip()
 
 
 def pct(values: list[float], q: float) -> float:
