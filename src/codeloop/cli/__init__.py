@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("codeloop.cli.models_cmd", "list the available models and the default"),
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
     "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval pass@k in the sandbox"),
+    "lm": ("codeloop.cli.lm_cmd", "train, evaluate and sample codeloop's own small code language model"),
 }
 
 
