@@ -58,11 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--arch", choices=("transformer", "lstm"), default="transformer")
     t.add_argument("--positions", choices=("rope", "learned"), default="rope", help="Transformer positions")
-    t.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size (default 4096)")
+    t.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary size (default 2048)")
     t.add_argument(
         "--context", type=int, default=256, dest="block_size", help="context window in tokens (256)"
     )
-    t.add_argument("--d-model", type=int, default=256, help="embedding width (256)")
+    t.add_argument("--d-model", type=int, default=128, help="embedding width (128)")
     t.add_argument(
         "--layers", type=int, default=4, dest="n_layer", help="Transformer blocks or LSTM layers (4)"
     )

@@ -41,9 +41,9 @@ class TrainConfig:
     heldout_fraction: float = 0.05
     arch: str = "transformer"
     positions: str = "rope"
-    vocab_size: int = 4096
+    vocab_size: int = 2048
     block_size: int = 256
-    d_model: int = 256
+    d_model: int = 128
     n_layer: int = 4
     n_head: int = 4
     dropout: float = 0.0
@@ -330,13 +330,34 @@ def train(
         _plot(out / PLOT_NAME, train_losses, history, unigram_bpb)
 
     t0 = time.monotonic()
-    train_time = 0.0  # seconds inside training steps only, for tokens/s
+    # tokens/s counts the seconds inside training steps only, from the second step of the session
+    # on: the first one pays one-off costs (torch.compile's compilation, the allocator's warm-up)
+    train_time = 0.0
     tokens_this_run = 0
+    timed_steps = 0
+    session_start = step
     stopped = "done"
     model.train()
     calibrated = total_steps is not None
     say = _Progress(progress, total_steps or 0)
     loss_value = float("nan")
+    if step == 0:  # the untrained model's figure: the curve starts where learning starts
+        ev = run_eval()
+        history.append(
+            {
+                "step": 0,
+                "tokens": 0,
+                "elapsed": 0.0,
+                "lr": 0.0,
+                "train_loss": None,
+                "heldout_loss": ev["loss"],
+                "heldout_bpb": ev["bits_per_byte"],
+                "tokens_per_second": None,
+            }
+        )
+        say.message(
+            f"step 0: held-out loss {ev['loss']:.3f} ({ev['bits_per_byte']:.3f} bits/byte) before training"
+        )
     with _StopFlag() as stop:
         while True:
             if total_steps is not None and step >= total_steps:
@@ -367,11 +388,13 @@ def train(
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise ModelError(f"training diverged at step {step} (loss {loss_value}): lower --lr")
+            if step > session_start:
+                tokens_this_run += x.numel()
+                train_time += time.perf_counter() - ts
+                timed_steps += 1
             step += 1
             tokens += x.numel()
-            tokens_this_run += x.numel()
             train_losses.append(loss_value)
-            train_time += time.perf_counter() - ts
             tok_s = tokens_this_run / train_time if train_time > 0 else 0.0
             if (
                 not calibrated
@@ -379,11 +402,11 @@ def train(
                 and time.monotonic() - t0 >= min(_CALIBRATION_S, budget / 20)
             ):
                 # Fix the schedule's length from the measured step rate (evals take a little too).
-                rate = (step - int(state["step"] if state else 0)) / (time.monotonic() - t0)
+                rate = (step - session_start) / (time.monotonic() - t0)
                 total_steps = max(step + 1, int(step + rate * (budget - (time.monotonic() - t0)) * 0.95))
                 calibrated = True
                 say = _Progress(progress, total_steps)
-            remaining = ((total_steps or step) - step) * (train_time / max(step - _start_step(state), 1))
+            remaining = ((total_steps or step) - step) * (train_time / max(timed_steps, 1))
             say.step(step, loss_value, tok_s, remaining)
             if step % config.eval_every == 0 or (total_steps is not None and step >= total_steps):
                 ev = run_eval()
@@ -442,10 +465,6 @@ def train(
         stopped=stopped,
         history=history,
     )
-
-
-def _start_step(state: dict[str, Any] | None) -> int:
-    return int(state["step"]) if state else 0
 
 
 def _plot(path: Path, train_losses: list[float], history: list[dict[str, Any]], unigram_bpb: float) -> None:
