@@ -358,6 +358,7 @@ def train(
         say.message(
             f"step 0: held-out loss {ev['loss']:.3f} ({ev['bits_per_byte']:.3f} bits/byte) before training"
         )
+    t_loop = time.monotonic()
     with _StopFlag() as stop:
         while True:
             if total_steps is not None and step >= total_steps:
@@ -399,10 +400,10 @@ def train(
             if (
                 not calibrated
                 and budget is not None
-                and time.monotonic() - t0 >= min(_CALIBRATION_S, budget / 20)
+                and time.monotonic() - t_loop >= min(_CALIBRATION_S, budget / 20)
             ):
                 # Fix the schedule's length from the measured step rate (evals take a little too).
-                rate = (step - session_start) / (time.monotonic() - t0)
+                rate = (step - session_start) / (time.monotonic() - t_loop)
                 total_steps = max(step + 1, int(step + rate * (budget - (time.monotonic() - t0)) * 0.95))
                 calibrated = True
                 say = _Progress(progress, total_steps)
