@@ -58,7 +58,7 @@ def floor_tokens_per_second(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        float(loss)
+        float(loss.detach())
         if i > 0:  # the first step pays one-off costs, as in codeloop's own figure
             elapsed += time.perf_counter() - t
             tokens += x.numel()
