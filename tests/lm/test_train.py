@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import CORPUS, TINY, codeloop, last_json
+from lm_helpers import CORPUS, TINY, codeloop, last_json
 
 from codeloop.errors import ConfigError, ModelError
 from codeloop.lm.checkpoint import load_checkpoint
