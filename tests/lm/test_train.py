@@ -61,6 +61,10 @@ def test_sample_generates_and_is_reproducible_with_a_seed(trained: tuple[Path, d
         "lm", "sample", str(out), "--prompt", "def ", "--temperature", "0", "--max-tokens", "20"
     )
     assert greedy.returncode == 0 and greedy.stdout.startswith("def ")
+    fim = last_json(
+        codeloop("lm", "sample", str(out), "--prompt", "x = ", "--suffix", "\n", "--seed", "1", "--json")
+    )
+    assert fim["suffix"] == "\n" and "<|" not in fim["text"]
 
 
 def test_resume_continues_the_same_run(tmp_path: Path) -> None:
