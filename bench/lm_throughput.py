@@ -79,11 +79,11 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--compile", action="store_true", help="also measure both sides under torch.compile")
-    ap.add_argument("--d-model", type=int, default=256)
+    ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--vocab-size", type=int, default=4096)
+    ap.add_argument("--vocab-size", type=int, default=2048)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     base = dict(

@@ -447,6 +447,9 @@ def train(
                     "tokens_per_second": round(tokens_this_run / train_time, 1) if train_time else None,
                 }
             )
+            say.message(
+                f"step {step} ({stopped}): held-out loss {ev['loss']:.3f} ({ev['bits_per_byte']:.3f} bits/byte)"
+            )
         save(step)
     if stopped == "interrupted":
         say.message(f"lm: interrupted at step {step}; checkpoint saved: continue with --resume --out {out}")
