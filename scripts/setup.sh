@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 extras=""
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="dev,evals,train" ;;
+    --dev) extras="dev,evals,selftrain,ray,train" ;;
     *) echo "usage: scripts/setup.sh [--dev]" >&2; exit 2 ;;
   esac
 done
@@ -32,3 +32,14 @@ fi
 
 echo "==> preparing the embedded model"
 .venv/bin/codeloop models --prepare
+
+# --dev: the browser tests of the web page drive Debian's Chromium (Playwright's own browser
+# download is not used). Installed only when missing; apt-get update first.
+if [ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "==> installing chromium (browser tests of the web page)"
+    apt-get update -q && apt-get install -y -q --no-install-recommends chromium
+  else
+    echo "==> warning: chromium is missing; the browser tests will fail (apt-get install chromium)" >&2
+  fi
+fi

@@ -43,3 +43,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext codeloop``: the ``%%codeloop`` and ``%codeloop_exec`` magics (codeloop.server.magics)."""
+    from codeloop.server.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext codeloop``: close the magics' sandbox."""
+    from codeloop.server.magics import unload_ipython_extension as unload
+
+    unload(ipython)

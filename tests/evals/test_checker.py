@@ -195,6 +195,7 @@ def test_nothing_a_sample_leaves_running_outlives_its_check(problems: dict[str, 
     assert _check(problems, open_session, probe).passed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fresh", [False, True], ids=["fork", "fresh"])
 def test_all_164_canonical_solutions_pass(problems: dict[str, Problem], fresh: bool) -> None:
     from codeloop.evals.parallel import check_all

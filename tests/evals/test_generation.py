@@ -13,10 +13,10 @@ import pytest
 
 from codeloop.errors import CodeloopError
 from codeloop.evals.generation import GenerationSettings, Mode, generate_sample
-from codeloop.evals.humaneval import HumanEvalOptions, run_humaneval
 from codeloop.evals.jsonl import read_jsonl
 from codeloop.evals.problems import Problem
 from codeloop.evals.prompts import PromptStyle
+from codeloop.evals.run import HumanEvalOptions, run_humaneval
 from codeloop.evals.sessions import SessionFactory
 
 TASK = "HumanEval/0"  # has_close_elements; two doctest examples

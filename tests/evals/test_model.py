@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from codeloop.evals.generation import GenerationSettings, Mode
-from codeloop.evals.humaneval import HumanEvalOptions, run_humaneval
 from codeloop.evals.jsonl import read_jsonl
+from codeloop.evals.run import HumanEvalOptions, run_humaneval
 from codeloop.evals.sessions import SessionFactory
 
 pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -45,3 +45,25 @@ def test_real_model_run(tmp_path: Path, mode: Mode, smol, open_session: SessionF
     else:
         assert all(s["attempts"] <= 3 and s["visible"] is not None for s in samples)  # 1 + a repair + a fresh retry
     assert json.loads(Path(str(out) + ".meta.json").read_text())["model"] == "smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def qwen():  # type: ignore[no-untyped-def]
+    from codeloop.llm import get_model
+
+    return get_model(None)  # the default embedded model, the one with fill-in-the-middle tokens
+
+
+def test_real_model_fills_in_the_middle(tmp_path: Path, qwen, open_session: SessionFactory) -> None:  # type: ignore[no-untyped-def]
+    from codeloop.evals.run import EvalOptions, run_eval
+
+    out = tmp_path / "infill.jsonl"
+    options = EvalOptions(benchmark="humaneval-infill", out=out, limit=4, ks=(1,), progress=False)
+    report = run_eval(options, model=qwen, model_name=qwen.name, open_session=open_session)
+    assert report.benchmark == "humaneval-infill-single-line" and report.samples == 4
+    samples = list(read_jsonl(out))
+    assert all(s["tokens"] > 0 and "<|fim" not in s["raw"] for s in samples)
+    # single-line: each middle is one line of code (or empty when the model wrote the suffix again)
+    assert all(len(s["completion"].strip().splitlines()) <= 1 for s in samples)
+    # the markers reach the model as its FIM tokens: it fills most of these easy holes right
+    assert report.passed >= 2, [(s["task_id"], s["raw"][:80]) for s in samples]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostside import SANDBOX_PYTHON
 
 from codeloop import Sandbox
 from codeloop.errors import SandboxUnavailable
@@ -23,6 +24,7 @@ from codeloop.sandbox.jail import cgroups
 
 FENCE_MEMORY = 4 << 30
 FENCE_PIDS = 768
+
 
 
 def _own_cgroup_paths() -> dict[str, str]:
@@ -95,6 +97,8 @@ def open_sandbox() -> Iterator[Callable[..., Sandbox]]:
         kwargs.setdefault("timeout", 5.0)
         kwargs.setdefault("memory_mb", 512)
         kwargs.setdefault("prestart", False)
+        for key, value in SANDBOX_PYTHON.items():
+            kwargs.setdefault(key, value)
         sb = Sandbox(**kwargs)
         opened.append(sb)
         return sb
@@ -109,7 +113,7 @@ def layers(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, bool], l
     """The isolation layers this host gives a default session, and the notes on missing ones."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CODELOOP_HOME", str(tmp_path_factory.mktemp("layers-home")))
-        with Sandbox(prestart=False) as sb:
+        with Sandbox(prestart=False, **SANDBOX_PYTHON) as sb:
             return sb.isolation, sb.isolation_notes
 
 
@@ -126,7 +130,7 @@ def need(layers: tuple[dict[str, bool], list[str]]) -> Callable[..., None]:
         if any(active.get(name) for name in any_of):
             return
         with pytest.raises(SandboxUnavailable) as refused:
-            Sandbox(require=[any_of[0]], prestart=False)
+            Sandbox(require=[any_of[0]], prestart=False, **SANDBOX_PYTHON)
         assert any_of[0] in str(refused.value)
         pytest.skip(f"layers {any_of} inactive on this host; the sandbox refuses them: {refused.value}")
 

@@ -16,8 +16,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from codeloop import Sandbox
+from codeloop.sandbox.jail.paths import reachable_by_others
 
 PROC = Path("/proc")
+
+#: On the simulated degraded host (no namespaces) a root caller's worker must run as a session uid,
+#: which must reach the interpreter: the suite's own may live under /root (pyenv), so sessions there
+#: use the system's (``Sandbox(**SANDBOX_PYTHON)``). Elsewhere: the default interpreter.
+DEGRADED = os.environ.get("CODELOOP_DEGRADED_HOST") == "1"
+SANDBOX_PYTHON: dict[str, str] = (
+    {"python": "/usr/bin/python3"} if DEGRADED and reachable_by_others("/usr/bin/python3", os.X_OK) else {}
+)
 
 
 # --- processes ----------------------------------------------------------------------------------

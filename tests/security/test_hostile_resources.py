@@ -44,7 +44,35 @@ def test_thread_bomb_stays_under_the_process_limit(open_sandbox: Open, need: Nee
     assert r.status == "error" and r.error is not None
     assert r.error.ename == "RuntimeError"  # "can't start new thread"
     assert sampler.peak <= 24, sampler.peak
-    assert sb.run("len(threads) < 24").value == "True"
+    # the worker that ran out of threads was replaced: the next cell runs as in a fresh session
+    assert r.restarted and any("exhausted" in note for note in r.notes), r.notes
+    assert worker_pid(sb) != pid and not wait_until(lambda: status(pid).get("State", "Z")[:1] not in "ZX", 0.2)
+    after = sb.run(THREAD_AND_RECURSION)
+    assert after.ok and after.stdout == "thread ok\nrecursion ok\n", after
+
+
+#: after an exhausted session, threads start again and deep recursion is a RecursionError
+THREAD_AND_RECURSION = (
+    "import threading\nt = threading.Thread(target=print, args=('thread ok',))\nt.start(); t.join()\n"
+    "def down(n):\n    return down(n + 1)\n"
+    "try:\n    down(0)\nexcept RecursionError:\n    print('recursion ok')\n"
+)
+
+
+def test_threads_left_running_restart_the_worker_before_the_next_cell(open_sandbox: Open, need: Need) -> None:
+    """A cell that leaves the session at its thread limit without an error of its own (#12 item
+    10): the next cell still starts fresh, with threads and a plain RecursionError."""
+    need("process_limit")
+    sb = open_sandbox(limits={"processes": 48})
+    r = sb.run(
+        "import threading\nev = threading.Event()\nn = 0\n"
+        "try:\n    while True:\n        threading.Thread(target=ev.wait, daemon=True).start(); n += 1\n"
+        "except RuntimeError:\n    pass\nn"
+    )
+    assert r.ok and int(r.value or 0) >= 8, r
+    assert r.restarted and any("exhausted" in note for note in r.notes), r.notes
+    after = sb.run(THREAD_AND_RECURSION)
+    assert after.ok and after.stdout == "thread ok\nrecursion ok\n", after
 
 
 MEMORY_BOMBS = {

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hostside import alive, session_processes, status, wait_until, worker_pid
+from hostside import SANDBOX_PYTHON, alive, session_processes, status, wait_until, worker_pid
 
 from codeloop import Sandbox
 from codeloop.errors import ConfigError, SandboxError, SandboxUnavailable
@@ -84,7 +84,7 @@ def test_require_refuses_a_missing_layer_with_its_reason(monkeypatch: pytest.Mon
     monkeypatch.setattr(jailer, "probe_host", lambda: lacking)
     with pytest.raises(SandboxUnavailable, match=r"landlock.*simulated"):
         Sandbox(require=["landlock"], prestart=False)
-    with Sandbox(prestart=False) as sb:  # without require it runs, and says what is off
+    with Sandbox(prestart=False, **SANDBOX_PYTHON) as sb:  # without require it runs, and says what is off
         assert sb.isolation["landlock"] is False
         assert any("simulated" in note for note in sb.isolation_notes)
 

@@ -23,6 +23,7 @@ from codeloop.agent.events import (
 )
 from codeloop.agent.observation import trim_middle, trim_traceback
 from codeloop.agent.result import AgentResult, Step
+from codeloop.text.terminal import printable
 
 __all__ = ["ConsolePrinter", "wants_color"]
 
@@ -112,14 +113,14 @@ class ConsolePrinter:
         if isinstance(event, ModelStart):
             self.spin("thinking")
         elif isinstance(event, ModelText):
-            self.write(self.style(event.text, "cyan") if self.color else event.text)
+            self.write(self.style(printable(event.text), "cyan") if self.color else printable(event.text))
         elif isinstance(event, CellStart):
             self.line(self.style("── running ──", "dim"))
             self._live_output = False
             self.spin("running")
         elif isinstance(event, CellOutput):
             self._live_output = True
-            self.write(self.style(event.text, "yellow") if event.stream == "stderr" else event.text)
+            self.write(self.style(printable(event.text), "yellow") if event.stream == "stderr" else printable(event.text))
         elif isinstance(event, StepDone):
             self.step_done(event.step)
         elif isinstance(event, Notice):
@@ -135,20 +136,20 @@ class ConsolePrinter:
                 self.write("\n")
             return
         if not self._live_output and outcome.stdout:
-            self.write(trim_middle(outcome.stdout, 4000))
+            self.write(printable(trim_middle(outcome.stdout, 4000)))
         self._live_output = False
         if outcome.ok and outcome.value is not None:
-            self.line(self.style("→ ", "dim") + trim_middle(outcome.value, 2000))
+            self.line(self.style("→ ", "dim") + printable(trim_middle(outcome.value, 2000)))
         elif outcome.ok and outcome.probed_name and outcome.probed_value is not None:
             self.line(
-                self.style(f"→ {outcome.probed_name} = ", "dim") + trim_middle(outcome.probed_value, 2000)
+                self.style(f"→ {printable(outcome.probed_name)} = ", "dim") + printable(trim_middle(outcome.probed_value, 2000))
             )
         if outcome.status == "error" and outcome.error:
-            self.line(self.style(trim_traceback(outcome.error.get("traceback", "")), "red"))
+            self.line(self.style(printable(trim_traceback(outcome.error.get("traceback", ""))), "red"))
         elif not outcome.ok:
             self.line(self.style(f"cell stopped: {outcome.status}", "red"))
         for note in outcome.notes:
-            self.line(self.style(f"· {note}", "dim"))
+            self.line(self.style(f"· {printable(note)}", "dim"))
         for fig in step.figures:
             self.line(self.style("figure: ", "dim") + (fig.path or "(not saved)"))
         self.line(self.style(f"── {outcome.status} in {outcome.duration:.2f} s ──", "dim"))
@@ -156,9 +157,9 @@ class ConsolePrinter:
     def finished(self, result: AgentResult) -> None:
         if result.ok and result.answer is not None:
             label = "Answer (from the executed output)" if result.answer_source == "output" else "Answer"
-            self.line(self.style(f"{label}:", "bold", "green") + " " + result.answer)
+            self.line(self.style(f"{label}:", "bold", "green") + " " + printable(result.answer))
         else:
             why = result.error or f"stopped: {result.status.value}"
-            self.line(self.style("No answer:", "bold", "red") + f" {why}")
+            self.line(self.style("No answer:", "bold", "red") + f" {printable(why)}")
             if result.evidence:
-                self.line(self.style("Last output:", "dim") + " " + trim_middle(result.evidence, 500))
+                self.line(self.style("Last output:", "dim") + " " + printable(trim_middle(result.evidence, 500)))

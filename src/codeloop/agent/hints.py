@@ -56,7 +56,7 @@ def parse_names(value: str | None) -> list[str]:
         return []
     try:
         names = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # worker-controlled text
         return []
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
@@ -103,7 +103,7 @@ def parse_statement(value: str | None) -> str | None:
         return None
     try:
         stmt = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # worker-controlled text
         return None
     return stmt if isinstance(stmt, str) and stmt.startswith(("from ", "import ")) else None
 
@@ -145,7 +145,7 @@ def columns_hint(probe: Probe, ename: str, evalue: str) -> str | None:
         return None
     try:
         frames = ast.literal_eval(probe(_FRAMES_PROBE) or "{}")
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # worker-controlled text
         return None
     if not isinstance(frames, dict) or not frames:
         return None

@@ -23,7 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("codeloop.cli.exec_cmd", "run code in the sandbox, no model"),
     "models": ("codeloop.cli.models_cmd", "list the available models and the default"),
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
-    "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval pass@k in the sandbox"),
+    "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval (+ infilling, EvalPlus) pass@k in the sandbox"),
+    "serve": ("codeloop.cli.serve_cmd", "HTTP API and web page on 127.0.0.1:8765 (sessions, tasks, history)"),
+    "mcp": ("codeloop.cli.mcp_cmd", "Model Context Protocol server (stdio; --http): run_python, solve_task"),
+    "selftrain": ("codeloop.cli.selftrain_cmd", "fine-tune the embedded model on programs its runs verified"),
     "lm": ("codeloop.cli.lm_cmd", "train, evaluate and sample codeloop's own small code language model"),
 }
 

@@ -11,7 +11,15 @@ from typing import Any
 
 from codeloop.agent import Agent, AgentResult, Conversation, RunStatus, fan_out
 from codeloop.agent.console import ConsolePrinter
-from codeloop.cli.run_cmd import add_loop_options, limits_from, load_model, open_history, strategy_from, warn
+from codeloop.cli.run_cmd import (
+    add_loop_options,
+    limits_from,
+    load_model,
+    open_history,
+    sandbox_factory,
+    strategy_from,
+    warn,
+)
 from codeloop.config import user_dir
 from codeloop.errors import CodeloopError, HistoryError
 
@@ -120,7 +128,10 @@ class ChatSession:
         self.model = load_model(args)
         self.history = open_history(args, warn)
         self.conversation_id: int | None = None
-        self.agent = Agent(self.model, limits=limits_from(args), strategy=strategy_from(args))
+        limits = limits_from(args)
+        self.agent = Agent(
+            self.model, limits=limits, strategy=strategy_from(args), sandbox_factory=sandbox_factory(limits.cell_timeout)
+        )
         self.chat = Conversation(self.agent)
         if args.resume is not None:
             self.resume(args.resume)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from codeloop.sandbox import RunResult, Sandbox
-from codeloop.sandbox.jail.launch import missing_layers_line
+from codeloop.text.terminal import printable
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -63,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     code, _label = source
     with Sandbox(timeout=args.timeout, prestart=False) as sandbox:
-        missing = missing_layers_line(sandbox.isolation)  # jail: never degrade silently
-        if missing is not None:
-            print(missing, file=sys.stderr)
+        if sandbox.isolation_warning is not None:  # jail: never degrade silently
+            print(sandbox.isolation_warning, file=sys.stderr)
         result = sandbox.run(code)
         if args.verbose:
             active = ", ".join(name for name, on in sandbox.isolation.items() if on)
@@ -74,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(figure_paths=figure_paths), indent=2))
     else:
-        sys.stdout.write(result.stdout)
+        # the sandbox chose these bytes: no terminal escapes reach the user's terminal (--json keeps them)
+        sys.stdout.write(printable(result.stdout))
         sys.stdout.flush()
-        sys.stderr.write(result.stderr)
+        sys.stderr.write(printable(result.stderr))
         if result.error is not None:
-            sys.stderr.write(result.error.traceback)
+            sys.stderr.write(printable(result.error.traceback))
         if result.figures and figure_paths is None:
             print(
                 f"codeloop: {len(result.figures)} figure(s) produced; use --save-figures DIR or --json",

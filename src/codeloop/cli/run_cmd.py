@@ -85,6 +85,22 @@ def add_loop_options(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", nargs="?", help="what to compute; omit or give '-' to read it from stdin")
     add_loop_options(parser)
+    add_batch_arguments(parser)
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    from codeloop.cli.scale_args import add_ray_arguments
+
+    group = parser.add_argument_group("many tasks (docs/scale.md)")
+    group.add_argument(
+        "--batch",
+        metavar="TASKS.jsonl",
+        help='run every task of a JSONL file ({"id": ..., "task": ...} per line) and append each result to '
+        "--out; rerun to resume; not stored in the history",
+    )
+    group.add_argument("--out", metavar="RESULTS.jsonl", help="--batch results (default: TASKS.results.jsonl)")
+    group.add_argument("--no-progress", action="store_true", help="--batch: no progress display on stderr")
+    add_ray_arguments(parser)
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -120,6 +136,22 @@ def open_history(args: argparse.Namespace, warn: Callable[[str], None]) -> Any:
         return None
 
 
+def sandbox_factory(timeout: float) -> Callable[[], Any]:
+    """Makes the agent's sandbox; the first one prints the missing-isolation-layers line (as exec does)."""
+    warned: list[bool] = []
+
+    def make() -> Any:
+        from codeloop.sandbox import Sandbox
+
+        sandbox = Sandbox(timeout=timeout)
+        if sandbox.isolation_warning is not None and not warned:
+            warned.append(True)
+            print(sandbox.isolation_warning, file=sys.stderr)
+        return sandbox
+
+    return make
+
+
 def warn(message: str) -> None:
     print(f"codeloop: warning: {message}", file=sys.stderr)
 
@@ -133,6 +165,13 @@ def read_task(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.batch is not None:
+        from codeloop.cli.batch_cmd import run_batch_command
+
+        return run_batch_command(args)
+    if args.ray is not None:
+        print("codeloop run: --ray runs a --batch of tasks on a cluster; give --batch TASKS.jsonl", file=sys.stderr)
+        return 2
     task = read_task(args)
     if task is None or not task.strip():
         print('codeloop run: give a task, e.g. codeloop run "What is 2**100?"', file=sys.stderr)
@@ -159,7 +198,13 @@ def run(args: argparse.Namespace) -> int:
             )
             recorder.begin(task.strip())
     try:
-        with Agent(model, limits=limits, strategy=strategy, on_event=fan_out([recorder, printer])) as agent:
+        with Agent(
+            model,
+            limits=limits,
+            strategy=strategy,
+            on_event=fan_out([recorder, printer]),
+            sandbox_factory=sandbox_factory(limits.cell_timeout),
+        ) as agent:
             result = agent.run(task)
     finally:
         if history is not None:

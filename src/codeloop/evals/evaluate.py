@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codeloop.evals.jsonl import JsonlAppender
-from codeloop.evals.parallel import check_all
+from codeloop.evals.mapping import LocalMap, SampleMap
 from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
 from codeloop.evals.report import EvalReport, build_report
@@ -38,11 +38,13 @@ def evaluate_samples(
     settings: Mapping[str, Any] | None = None,
     benchmark: str = "humaneval",
     fresh_sessions: bool = False,
+    mapper: SampleMap | None = None,
 ) -> EvalReport:
     """Check every sample not already checked in ``results_path``, then write and report all results.
 
     Each finished check is appended to the results file at once; if the run is interrupted, the
-    same call later checks only what is left.
+    same call later checks only what is left. ``mapper`` checks elsewhere (default: on this
+    machine, one thread per core).
     """
     started = time.perf_counter()
     path = Path(results_path)
@@ -53,7 +55,8 @@ def evaluate_samples(
         progress.done = len(samples) - len(todo)
     by_key = {s.key: s for s in todo}
     check_started = time.perf_counter()
-    verdicts = check_all(todo, problems, open_session, timeout=timeout, workers=workers, fresh_sessions=fresh_sessions)
+    strategy = mapper if mapper is not None else LocalMap(None, open_session)
+    verdicts = strategy.check(todo, problems, timeout=timeout, workers=workers, fresh_sessions=fresh_sessions)
     with JsonlAppender(path) as out, closing(verdicts):
         try:
             for verdict in verdicts:

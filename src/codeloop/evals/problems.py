@@ -22,13 +22,19 @@ _FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 
 @dataclass(frozen=True)
 class Problem:
-    """One benchmark problem: the prompt shown to the model and the hidden test it is checked with."""
+    """One benchmark problem: the prompt shown to the model and the hidden test it is checked with.
+
+    A sample's program is ``prompt + completion + suffix``; ``suffix`` is the code after the hole
+    of a fill-in-the-middle problem (HumanEval-Infilling's field), empty for HumanEval itself.
+    ``canonical_solution`` is the completion that passes.
+    """
 
     task_id: str
     prompt: str
     entry_point: str
     test: str
     canonical_solution: str
+    suffix: str = ""
 
 
 def humaneval_data_path() -> Path:

@@ -91,6 +91,7 @@ class PromptStyle(StrEnum):
     INSTRUCT = "instruct"
     CHAT = "chat"
     COMPLETE = "complete"
+    FIM = "fim"  # fill in the middle: the code before and after a hole (benchmarks/infill.py)
 
 
 def extract_block(text: str) -> str:

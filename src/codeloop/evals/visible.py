@@ -116,7 +116,7 @@ def _run_one(session: Session, example: Example, helper_cell: str, timeout: floa
         return ExampleOutcome(example, False, error=error, stdout=stdout, status=status)
     try:
         verdict = json.loads(ast.literal_eval(result.value or ""))
-    except (ValueError, SyntaxError, TypeError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):  # worker-controlled text
         return ExampleOutcome(example, False, error="the example's result could not be read", stdout=stdout)
     return ExampleOutcome(example, bool(verdict.get("ok")), verdict.get("got"), verdict.get("error"), stdout)
 

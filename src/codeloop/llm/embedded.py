@@ -22,12 +22,18 @@ class EmbeddedModel(Model):
     """A GGUF file run by llama.cpp in this process; loads the weights when constructed."""
 
     def __init__(
-        self, path: str | Path, *, name: str | None = None, settings: EmbeddedSettings | None = None
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        settings: EmbeddedSettings | None = None,
+        adapter: str | Path | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.name = name or f"gguf:{self.path}"
         self.settings = settings or EmbeddedSettings.resolve()
-        self.runtime: LlamaRuntime = shared_runtime(self.path, self.settings)
+        self.adapter = Path(adapter).expanduser() if adapter is not None else None
+        self.runtime: LlamaRuntime = shared_runtime(self.path, self.settings, self.adapter)
 
     def execute(self, request: Request) -> Iterator[Chunk]:
         return self.runtime.generate(request)

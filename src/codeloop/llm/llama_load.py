@@ -47,10 +47,12 @@ def cpu_has_amx() -> bool:
     return False
 
 
-def load_llama(path: Path, settings: EmbeddedSettings) -> Any:
-    """Construct ``llama_cpp.Llama`` quietly, translating failures into ModelError."""
+def load_llama(path: Path, settings: EmbeddedSettings, lora_path: Path | None = None) -> Any:
+    """Construct ``llama_cpp.Llama`` quietly (with a LoRA adapter GGUF), translating failures into ModelError."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
+    if lora_path is not None and not lora_path.is_file():
+        raise ModelError(f"adapter file not found: {lora_path}")
     quiet_openmp()
     try:
         import llama_cpp
@@ -71,6 +73,8 @@ def load_llama(path: Path, settings: EmbeddedSettings) -> Any:
         "flash_attn": settings.flash_attn,
         "verbose": False,
     }
+    if lora_path is not None:
+        kwargs["lora_path"] = str(lora_path)
     try:
         with _load_lock, model_params_override(lib, use_extra_bufts=repack):
             return llama_cpp.Llama(**kwargs)

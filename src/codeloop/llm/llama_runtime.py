@@ -25,7 +25,7 @@ from codeloop.llm.types import Chunk, FinishReason, Request, Usage
 
 __all__ = ["LlamaRuntime", "shared_runtime"]
 
-_registry: dict[tuple[str, EmbeddedSettings], LlamaRuntime] = {}
+_registry: dict[tuple[str, EmbeddedSettings, str | None], LlamaRuntime] = {}
 _registry_lock = threading.Lock()
 
 _THREAD_CHECK_EVERY = 16  # tokens between looks at how busy the CPUs are
@@ -43,13 +43,13 @@ def _close_all() -> None:
         runtime.close(timeout=5.0)  # a daemon thread still generating keeps its model: we exit anyway
 
 
-def shared_runtime(path: Path, settings: EmbeddedSettings) -> LlamaRuntime:
-    """The process-wide runtime for ``path`` with ``settings``, loaded on first use."""
-    key = (str(path.resolve()), settings)
+def shared_runtime(path: Path, settings: EmbeddedSettings, adapter: Path | None = None) -> LlamaRuntime:
+    """The process-wide runtime for ``path`` with ``settings`` (and a LoRA ``adapter``), loaded on first use."""
+    key = (str(path.resolve()), settings, str(adapter.resolve()) if adapter is not None else None)
     with _registry_lock:
         runtime = _registry.get(key)
         if runtime is None:
-            runtime = _registry[key] = LlamaRuntime(Path(key[0]), settings)
+            runtime = _registry[key] = LlamaRuntime(Path(key[0]), settings, adapter)
     runtime.load()
     return runtime
 
@@ -57,9 +57,10 @@ def shared_runtime(path: Path, settings: EmbeddedSettings) -> LlamaRuntime:
 class LlamaRuntime:
     """A llama.cpp model + context and the lock that serializes its use."""
 
-    def __init__(self, path: Path, settings: EmbeddedSettings) -> None:
+    def __init__(self, path: Path, settings: EmbeddedSettings, adapter: Path | None = None) -> None:
         self.path = path
         self.settings = settings
+        self.adapter = adapter
         self._llama: Any = None
         self._formatter: Any = None
         self._pieces: dict[int, bytes] = {}
@@ -76,7 +77,7 @@ class LlamaRuntime:
 
     def _load_locked(self) -> None:
         if self._llama is None:
-            self._llama = load_llama(self.path, self.settings)
+            self._llama = load_llama(self.path, self.settings, lora_path=self.adapter)
             self._formatter = chat_formatter(self._llama)
 
     def close(self, timeout: float = -1) -> bool:
@@ -96,6 +97,11 @@ class LlamaRuntime:
         """The underlying ``llama_cpp.Llama`` (for benchmarks and diagnostics)."""
         self.load()
         return self._llama
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The exact prompt text this model sees for ``messages`` (its chat template applied)."""
+        self.load()
+        return str(self._formatter(messages=[dict(m) for m in messages]).prompt)
 
     @property
     def n_ctx(self) -> int:

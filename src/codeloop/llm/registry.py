@@ -15,6 +15,7 @@ from typing import Any
 
 from codeloop.config import load_config
 from codeloop.errors import ConfigError, ModelError
+from codeloop.llm.adapters import find_adapter, split_adapter
 from codeloop.llm.assemble import prepare
 from codeloop.llm.base import Model
 from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, find_bundled
@@ -81,6 +82,9 @@ def get_model(
     if name is None and base_url is not None:
         return _remote(None, base_url, api_key or config_key, options, config, prefix="openai")
     resolved = resolve_name(name if name is not None else default_model_name(config), config)
+    base_name, adapter_spec = split_adapter(resolved)
+    if adapter_spec is not None:
+        return _with_adapter(base_name, adapter_spec, base_url, options, config)
     if resolved.startswith("gguf:"):
         path = Path(resolved[len("gguf:") :]).expanduser()
         if not path.is_file():
@@ -114,6 +118,24 @@ def get_model(
     )
 
 
+def _with_adapter(
+    base_name: str, adapter_spec: str, base_url: str | None, options: dict[str, Any], config: dict[str, Any]
+) -> Model:
+    """An embedded base model with a LoRA adapter applied (``BASE+ADAPTER``)."""
+    adapter = find_adapter(adapter_spec)
+    base = resolve_name(base_name, config)
+    if base.startswith("gguf:"):
+        path = Path(base[len("gguf:") :]).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+    else:
+        bundled = find_bundled(base)
+        if bundled is None or base_url is not None:
+            raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
+        path, base = prepare(bundled), bundled.name
+    return _embedded(path, f"{base}+{adapter_spec}", {**options, "adapter": adapter}, config)
+
+
 def _config_str(config: dict[str, Any], key: str) -> str | None:
     value = model_table(config).get(key)
     if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -124,8 +146,9 @@ def _config_str(config: dict[str, Any], key: str) -> str | None:
 def _embedded(path: Path, name: str, options: dict[str, Any], config: dict[str, Any]) -> Model:
     from codeloop.llm.embedded import EmbeddedModel
 
+    adapter = options.pop("adapter", None)
     settings = EmbeddedSettings.resolve(config, **options)
-    return EmbeddedModel(path, name=name, settings=settings)
+    return EmbeddedModel(path, name=name, settings=settings, adapter=adapter)
 
 
 def _remote(

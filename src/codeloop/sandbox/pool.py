@@ -9,10 +9,9 @@ interpreter exit, and a forked child forgets (but never signals) its parent's wo
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -20,11 +19,15 @@ from pathlib import Path
 
 from codeloop.errors import SandboxError
 from codeloop.sandbox import mplcache
-from codeloop.sandbox.launcher import Launch, LaunchSpec, build_launch
+from codeloop.sandbox.config import SandboxConfig
+from codeloop.sandbox.hostfs import new_session_dir, remove_session
+from codeloop.sandbox.jail.uids import UidLease
+from codeloop.sandbox.launch_types import Launch, LaunchSpec
+from codeloop.sandbox.launcher import build_launch
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.spawn import spawn_worker
 
-__all__ = ["POOL", "StartedWorker", "WorkerPool", "new_session_dir", "remove_tree", "start_worker"]
+__all__ = ["POOL", "StartedWorker", "WorkerPool", "start_worker"]
 
 
 @dataclass
@@ -37,35 +40,27 @@ class StartedWorker:
     #: whether the host's matplotlib font cache was copied into the session directory
     font_cache: bool = False
 
-
-def new_session_dir(root: Path | None) -> Path:
-    """A fresh private directory for one session."""
-    return Path(tempfile.mkdtemp(prefix="codeloop-", dir=root))
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a session directory even if a cell made parts of it read-only; never follows links."""
-
-    def make_writable_and_retry(func: object, failed: str, _exc: object) -> None:
-        try:
-            os.chmod(os.path.dirname(failed) or ".", 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-            func(failed)  # type: ignore[operator]
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=make_writable_and_retry)
+    @property
+    def uid_lease(self) -> UidLease | None:
+        """The session uid this worker runs as (a jail's lease), if any."""
+        return self.launch.jail.uid_lease if self.launch.jail is not None else None
 
 
-def start_worker(template: LaunchSpec, session_dir: Path, *, fresh: bool = False) -> StartedWorker:
+def start_worker(
+    template: LaunchSpec, session_dir: Path, *, fresh: bool = False, uid_lease: UidLease | None = None
+) -> StartedWorker:
     """Build the launch for ``session_dir`` and spawn the worker.
 
     ``fresh``: the directory was just made for this worker, so the host's matplotlib font cache
-    (when one is ready) goes in first; a jail then hands it to the session uid with the rest."""
+    (when one is ready) goes in first; a jail then hands it to the session uid with the rest.
+    ``uid_lease``: the session uid of the session's earlier workers: a restart keeps it, so the
+    directory (which the session filled) is never handed over again."""
     seeded = mplcache.seed(session_dir, template.python) if fresh else False
-    launch = build_launch(dataclasses.replace(template, session_dir=session_dir))
-    return StartedWorker(spawn_worker(launch), session_dir, launch, font_cache=seeded)
+    launch = build_launch(dataclasses.replace(template, session_dir=session_dir), uid_lease=uid_lease)
+    started = StartedWorker(spawn_worker(launch), session_dir, launch, font_cache=seeded)
+    if started.uid_lease is not None:
+        started.uid_lease.retain()  # the session's hold, released by the session (or the pool) at the end
+    return started
 
 
 class WorkerPool:
@@ -75,19 +70,17 @@ class WorkerPool:
         self.per_profile = per_profile
         self.max_profiles = max_profiles
         self.stop_grace = stop_grace
-        self._idle: OrderedDict[tuple[object, ...], deque[StartedWorker]] = OrderedDict()
-        self._starting: dict[tuple[object, ...], int] = {}
+        self._idle: OrderedDict[SandboxConfig, deque[StartedWorker]] = OrderedDict()
+        self._starting: dict[SandboxConfig, int] = {}
+        self._queued = 0  # background refills not finished yet
         self._closed = False
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
 
-    @staticmethod
-    def _key(template: LaunchSpec, root: Path | None) -> tuple[object, ...]:
-        return (*template.profile(), str(root))
-
-    def take(self, template: LaunchSpec, root: Path | None) -> StartedWorker | None:
-        """A live idle worker for this profile, or None."""
-        key = self._key(template, root)
+    def take(self, config: SandboxConfig) -> StartedWorker | None:
+        """A live idle worker for this config's profile (``config.pool_key``), or None."""
+        key = config.pool_key
+        template = config.launch_spec()
         while True:
             with self._lock:
                 idle = self._idle.get(key)
@@ -100,9 +93,10 @@ class WorkerPool:
                 return worker
             self._discard(worker)  # died while idle (killed from outside): try the next one
 
-    def refill(self, template: LaunchSpec, root: Path | None) -> None:
+    def refill(self, config: SandboxConfig) -> None:
         """Top the profile up to ``per_profile`` idle workers (spawning is cheap; booting is async)."""
-        key = self._key(template, root)
+        key = config.pool_key
+        template, root = config.launch_spec(), config.root
         evicted: list[StartedWorker] = []
         with self._lock:
             if self._closed:
@@ -121,8 +115,11 @@ class WorkerPool:
             session_dir = new_session_dir(root)
             try:
                 worker = start_worker(template, session_dir, fresh=True)
-            except SandboxError:
-                remove_tree(session_dir)  # the caller's own spawn reports the problem
+            except BaseException as e:  # e.g. SubprocessError at interpreter exit: nothing is left behind
+                with contextlib.suppress(SandboxError):
+                    remove_session(session_dir)
+                if not isinstance(e, SandboxError):  # the caller's own spawn reports a SandboxError
+                    raise
             with self._lock:
                 self._starting[key] -= 1
                 keep = worker is not None and not self._closed
@@ -132,21 +129,27 @@ class WorkerPool:
             if worker is not None and not keep:
                 self._discard(worker)  # shut down meanwhile (interpreter exit)
 
-    def refill_in_background(self, template: LaunchSpec, root: Path | None) -> None:
+    def refill_in_background(self, config: SandboxConfig) -> None:
         """``refill`` on a thread: a jailed launch costs tens of ms that a new session should not wait for."""
+        with self._lock:
+            self._queued += 1  # counted at once, so wait_for_refills sees a refill that has not begun
 
         def work() -> None:
             try:
-                self.refill(template, root)
+                self.refill(config)
             except Exception:  # a spare worker is an optimisation; the next session spawns its own
                 pass
+            finally:
+                with self._lock:
+                    self._queued -= 1
+                    self._settled.notify_all()
 
         threading.Thread(target=work, name="codeloop-sandbox-pool", daemon=True).start()
 
     def wait_for_refills(self, timeout: float) -> bool:
         """Wait until no spare worker is being started; False if ``timeout`` passed first."""
         with self._settled:
-            return self._settled.wait_for(lambda: not any(self._starting.values()), timeout)
+            return self._settled.wait_for(lambda: not self._queued and not any(self._starting.values()), timeout)
 
     def idle_count(self) -> int:
         with self._lock:
@@ -159,7 +162,11 @@ class WorkerPool:
     def _discard(self, worker: StartedWorker) -> None:
         worker.proc.stop(self.stop_grace)
         worker.proc.close()
-        remove_tree(worker.session_dir)
+        lease = worker.uid_lease
+        if lease is not None:
+            lease.release(sweep=False)
+        with contextlib.suppress(SandboxError):
+            remove_session(worker.session_dir)
 
     def shutdown(self) -> None:
         """Stop every idle worker, remove its directory, and take no new ones (at interpreter exit)."""
@@ -179,6 +186,7 @@ class WorkerPool:
                 worker.proc.close()
         self._idle.clear()
         self._starting.clear()
+        self._queued = 0
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
 

@@ -146,8 +146,10 @@ class FrameReader:
         try:
             text = body.decode("utf-8")
             message, end = _SCAN(text, 0)
-        except (UnicodeDecodeError, json.JSONDecodeError, StopIteration) as e:
-            raise ProtocolError(f"worker sent a frame that is not JSON: {e!r}") from e
+        except (ValueError, StopIteration, RecursionError, MemoryError) as e:
+            # ValueError covers bad UTF-8, bad JSON and integers past the digit limit; a hostile
+            # worker may also nest thousands of levels (RecursionError)
+            raise ProtocolError(f"worker sent a frame that is not JSON: {type(e).__name__}: {str(e)[:200]}") from e
         if end != len(text):
             raise ProtocolError("worker sent a frame with data after its JSON value")
         if not isinstance(message, dict):

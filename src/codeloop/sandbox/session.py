@@ -9,10 +9,11 @@ plainly that the interpreter state was lost.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import os
 import queue
+import re
 import signal
-import sys
 import threading
 import time
 import weakref
@@ -23,10 +24,13 @@ from typing import Any
 
 from codeloop.errors import ConfigError, SandboxError
 from codeloop.sandbox import mplcache
+from codeloop.sandbox.config import SandboxConfig, check_limits, positive
 from codeloop.sandbox.exchange import Capture, Ending, Outcome, before_request, exchange
-from codeloop.sandbox.jail.policy import check_layer_names, check_limits
-from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec
-from codeloop.sandbox.pool import POOL, StartedWorker, new_session_dir, remove_tree, start_worker
+from codeloop.sandbox.hostfs import new_session_dir, remove_session
+from codeloop.sandbox.jail.launch import missing_layers_line
+from codeloop.sandbox.jail.uids import UidLease
+from codeloop.sandbox.layers import strict_layers
+from codeloop.sandbox.pool import POOL, StartedWorker, start_worker
 from codeloop.sandbox.process import WorkerProcess
 from codeloop.sandbox.protocol import NonceSource, ProtocolError, encode_limits, encode_run_request
 from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
@@ -34,7 +38,10 @@ from codeloop.sandbox.result import ErrorInfo, OutputChunk, RunResult, RunStatus
 __all__ = ["Sandbox"]
 
 #: what ``strict=True`` requires (DESIGN.md section 5): without these the session refuses to start
-STRICT_LAYERS = ("process", "clean_env", "rlimits", "namespaces", "landlock", "seccomp")
+STRICT_LAYERS = strict_layers(network=True)
+
+#: cells that plot: the host builds its shared matplotlib font cache when it sees one
+_USES_MATPLOTLIB = re.compile(r"matplotlib|pyplot|seaborn|\.plot\(")
 
 #: the statuses a worker may report (the others are decided by the host)
 _REPLY_STATUS = {"ok": RunStatus.OK, "error": RunStatus.ERROR, "memory": RunStatus.MEMORY}
@@ -56,21 +63,46 @@ class _Resources:
     def __init__(self, worker: StartedWorker) -> None:
         self.proc: WorkerProcess | None = worker.proc
         self.session_dir = worker.session_dir
+        #: the session uid, held for the session's whole life: restarts reuse it (no re-chown)
+        self.uid_lease: UidLease | None = worker.uid_lease
         self.owner_pid = os.getpid()
         self.fork_generation = _fork_generation[0]
+        self.released = False
 
     def release(self, grace: float) -> None:
-        if os.getpid() != self.owner_pid:  # a forked child must not kill or delete its parent's session
+        """Stop the worker, free the uid and remove the directory; the directory goes even if
+        stopping failed. Raises SandboxError (after doing all it can) when something was left."""
+        if os.getpid() != self.owner_pid or self.released:  # a forked child must not touch its parent's session
             return
-        if self.proc is not None:
-            self.proc.stop(grace)
-            self.proc.close()
-            self.proc = None
-        remove_tree(self.session_dir)
+        self.released = True
+        problems: list[str] = []
+        try:
+            if self.proc is not None:
+                proc, self.proc = self.proc, None
+                try:
+                    proc.stop(grace)
+                finally:
+                    proc.close()
+        except Exception as e:
+            problems.append(f"stopping the worker failed: {e!r}")
+        if self.uid_lease is not None:
+            lease, self.uid_lease = self.uid_lease, None
+            try:
+                lease.release(sweep=False)  # the worker's jail swept the uid when it was reaped
+            except Exception as e:
+                problems.append(f"releasing the session uid failed: {e!r}")
+        try:
+            remove_session(self.session_dir)
+        except Exception as e:
+            problems.append(str(e))
+        if problems:
+            raise SandboxError("closing the sandbox session: " + "; ".join(problems))
 
 
-def _strict_layers(network: bool) -> tuple[str, ...]:
-    return STRICT_LAYERS if network else (*STRICT_LAYERS, "no_network")
+def _release_quietly(res: _Resources, grace: float) -> None:
+    """The finalizer's release (at garbage collection or exit): nobody is left to tell."""
+    with contextlib.suppress(SandboxError):
+        res.release(grace)
 
 
 def _clean(text: Any) -> str:
@@ -81,6 +113,17 @@ def _clean(text: Any) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
+
+
+#: notes a reply may add at most (a worker is not trusted)
+_MAX_NOTES = 50
+
+
+def _bounded(text: str, limit: int, what: str) -> str:
+    """``text`` cut to ``limit`` characters, with a marker saying so (limits the host applies itself)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"... [codeloop: {what} truncated, {len(text) - limit} more characters]"
 
 
 def _display_path(path: object) -> str:
@@ -101,11 +144,14 @@ def _display_path(path: object) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, not {value!r}")
+def _env_items(env: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    if env is not None and not isinstance(env, Mapping):
+        raise ConfigError(f"env must be a mapping of str to str, not {env!r}")
+    return tuple((env or {}).items())
+
+
+def _limit_items(limits: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    return tuple(check_limits(limits if limits is not None else {}).items())
 
 
 class Sandbox:
@@ -136,77 +182,58 @@ class Sandbox:
         jail: bool = True,
         limits: Mapping[str, int] | None = None,
     ) -> None:
-        _positive("timeout", timeout)
-        _positive("memory_mb", memory_mb, allow_none=True)
-        _positive("cpu_seconds", cpu_seconds, allow_none=True)
-        _positive("stop_grace", stop_grace)
-        for name, value in (("max_repr", max_repr), ("max_figures", max_figures), ("max_files", max_files)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, not {value!r}")
-        if isinstance(max_output, bool) or not isinstance(max_output, int) or max_output < 64:
-            raise ConfigError(f"max_output must be an integer of at least 64 bytes, not {max_output!r}")
-        hard = output_hard_limit if output_hard_limit is not None else max(64 * max_output, 64 << 20)
-        if not isinstance(hard, int) or hard < max_output:
-            raise ConfigError(f"output_hard_limit must be an integer >= max_output, not {hard!r}")
-        interpreter = python or sys.executable
-        if not interpreter or not os.access(interpreter, os.X_OK):
-            raise ConfigError(f"no usable Python interpreter for the sandbox: {interpreter!r}")
-        self.timeout = float(timeout)
-        self.max_output = max_output
-        self.output_hard_limit = hard
-        self.max_repr = max_repr
-        self.max_figures = max_figures
-        self.max_files = max_files
-        self.stop_grace = float(stop_grace)
-        self._root = Path(root) if root is not None else None
-        if self._root is not None and not self._root.is_dir():
-            raise ConfigError(f"sandbox root {self._root} is not a directory")
-        self._template = LaunchSpec(
-            python=interpreter,
-            worker=WORKER_SCRIPT,
-            session_dir=Path(),
+        config = SandboxConfig(
+            timeout=timeout,
             memory_mb=memory_mb,
-            cpu_seconds=cpu_seconds,
             network=network,
-            env=self._worker_env(env),
+            cpu_seconds=cpu_seconds,
+            max_output=max_output,
+            output_hard_limit=output_hard_limit,
+            max_repr=max_repr,
+            max_figures=max_figures,
+            max_files=max_files,
+            env=_env_items(env),
+            root=Path(root) if root is not None else None,
+            python=python,
             strict=strict,
-            # jail: layers that must be active (else SandboxUnavailable); jail=False: no layers at all
-            require=tuple(check_layer_names([*require, *(_strict_layers(network) if strict else ())])),
-            jail=bool(jail),
-            limits=dict(check_limits(limits or {})),  # jail: file_size_mb, open_files, processes, tmp_size_mb
+            stop_grace=stop_grace,
+            require=tuple(require) if not isinstance(require, str) else (require,),
+            jail=jail,
+            limits=_limit_items(limits),
         )
-        worker = POOL.take(self._template, self._root) if prestart else None
+        self.config = config
+        self.timeout = config.timeout
+        self.max_output = config.max_output
+        self.output_hard_limit = config.output_hard_limit or 0
+        self.max_repr = config.max_repr
+        self.max_figures = config.max_figures
+        self.max_files = config.max_files
+        self.stop_grace = config.stop_grace
+        self._root = config.root
+        self._template = config.launch_spec()
+        worker = POOL.take(config) if prestart else None
         if worker is None:
             session_dir = new_session_dir(self._root)
             try:
                 worker = start_worker(self._template, session_dir, fresh=True)
-            except SandboxError:
-                remove_tree(session_dir)
+            except BaseException:
+                with contextlib.suppress(SandboxError):
+                    remove_session(session_dir)
                 raise
         # Top the pool up after this session's first result (or at close): starting a jailed spare
         # takes tens of ms of host CPU that would otherwise delay that first result.
         self._refill_owed = prestart
         self._launch = worker.launch
         self._res = _Resources(worker)
-        self._finalizer = weakref.finalize(self, _Resources.release, self._res, 0.05)
+        self._finalizer = weakref.finalize(self, _release_quietly, self._res, 0.05)
         self._lock = threading.Lock()
         self._closed = False
         self._cell = 0
         self._pending_notes: list[str] = []
-        self._limits = encode_limits(max_repr, max_figures, max_files)
+        self._limits = encode_limits(config.max_repr, config.max_figures, config.max_files)
         self._nonces = NonceSource()
-
-    @staticmethod
-    def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-        # No shared cache dirs: matplotlib and fontconfig keep theirs under HOME (the session dir),
-        # where a jail lets them write and where no session can poison another's. The host's
-        # matplotlib font cache arrives there as each session's own copy (see mplcache.py).
-        env: dict[str, str] = {}
-        for key, value in (extra or {}).items():
-            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
-                raise ConfigError(f"sandbox env entries must be str -> str without '=' in names: {key!r}")
-            env[key] = value
-        return env
+        self._pending_restart: str | None = None  # why the worker must restart after this cell
+        self._mpl_requested = False
 
     # --- public properties ---------------------------------------------------------------------
 
@@ -224,6 +251,11 @@ class Sandbox:
     def isolation_notes(self) -> list[str]:
         """Why each inactive layer is off."""
         return list(self._launch.notes)
+
+    @property
+    def isolation_warning(self) -> str | None:
+        """One line for a face to print (on stderr) when an isolation layer is off; None when all are on."""
+        return missing_layers_line(self._launch.isolation)
 
     @property
     def pid(self) -> int | None:
@@ -250,7 +282,7 @@ class Sandbox:
         if timeout is None:
             limit = self.timeout
         else:
-            _positive("timeout", timeout)
+            positive("timeout", timeout)
             limit = float(timeout)
         with self._lock:
             if self._closed:
@@ -325,6 +357,13 @@ class Sandbox:
             self._apply_failure(result, outcome, limit, capture)
         elif result.status is RunStatus.MEMORY:
             self._stop_and_replace(result, "the cell ran out of memory", capture)
+        elif self._pending_restart is not None:
+            why, self._pending_restart = self._pending_restart, None
+            self._stop_and_replace(result, f"the cell exhausted the session's resources ({why})", capture, quiet=True)
+        if not self._mpl_requested and _USES_MATPLOTLIB.search(code):
+            # The host decides from the cell it was given, never from what the worker says.
+            self._mpl_requested = True
+            mplcache.request_build(self._template.python)
         if outcome.forged:
             result.notes.append(f"ignored {outcome.forged} reply frame(s) without this request's nonce")
         if capture.callback_error is not None:
@@ -339,26 +378,38 @@ class Sandbox:
         return result
 
     def _apply_reply(self, result: RunResult, reply: dict[str, Any]) -> None:
-        """Copy a worker reply into the result, checking its shape (a worker is not trusted)."""
+        """Copy a worker reply into the result, checking its shape and re-applying the session's
+        limits (a worker is not trusted: code in it can write reply frames of its own)."""
         try:
             result.status = _REPLY_STATUS[reply["status"]]
             if len(reply) == 2:  # status and id: the usual quiet cell
                 return
             value = reply.get("value")
             if value is not None:
-                result.value = _clean(value)
+                result.value = _bounded(_clean(value), self.max_repr, "repr")
             error = reply.get("error")
             if error is not None:
-                result.error = ErrorInfo(_clean(error["ename"]), _clean(error["evalue"]), _clean(error["traceback"]))
+                result.error = ErrorInfo(
+                    _bounded(_clean(error["ename"]), 200, "name"),
+                    _bounded(_clean(error["evalue"]), self.max_output, "message"),
+                    _bounded(_clean(error["traceback"]), self.max_output, "traceback"),
+                )
             if "figures" in reply:
-                result.figures = [binascii.a2b_base64(str(png)) for png in reply["figures"]]
+                figures = list(reply["figures"])
+                if len(figures) > self.max_figures:
+                    result.notes.append(f"{len(figures) - self.max_figures} more figures dropped (limit {self.max_figures})")
+                result.figures = [binascii.a2b_base64(str(png)) for png in figures[: self.max_figures]]
             if "files" in reply:
-                result.files = [_display_path(path) for path in reply["files"]]
+                files = list(reply["files"])
+                if len(files) > self.max_files:
+                    result.notes.append(f"{len(files) - self.max_files} more changed files not listed (limit {self.max_files})")
+                result.files = [_bounded(_display_path(path), 4096, "name") for path in files[: self.max_files]]
             if "notes" in reply:
-                result.notes.extend(_clean(note) for note in reply["notes"])
-            if reply.get("matplotlib") is True:  # sessions use matplotlib: build the shared font cache
-                mplcache.request_build(self._template.python)
-        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+                result.notes.extend(_bounded(_clean(note), 2000, "note") for note in list(reply["notes"])[:_MAX_NOTES])
+            exhausted = reply.get("exhausted")
+            if exhausted is not None:  # the worker ran out of threads/processes/memory: start clean
+                self._pending_restart = _bounded(_clean(exhausted), 300, "reason")
+        except (KeyError, TypeError, ValueError, binascii.Error, RecursionError, MemoryError) as e:
             raise ProtocolError(f"malformed reply from the worker: {e!r}") from e
 
     def _apply_failure(self, result: RunResult, outcome: Outcome, limit: float, sink: Callable[[int, bytes], None]) -> None:
@@ -398,7 +449,11 @@ class Sandbox:
             f"{self._template.python}){detail}"
         )
 
-    def _stop_and_replace(self, result: RunResult, why: str, sink: Callable[[int, bytes], None]) -> None:
+    def _stop_and_replace(
+        self, result: RunResult, why: str, sink: Callable[[int, bytes], None], *, quiet: bool = False
+    ) -> None:
+        """Stop the worker and start a fresh one; ``quiet`` keeps the notice out of stderr (the
+        cell's own error already tells the story), in ``notes`` and ``restarted`` only."""
         proc = self._res.proc
         if proc is not None:
             proc.stop(self.stop_grace, sink)
@@ -412,16 +467,32 @@ class Sandbox:
             self._pending_notes.append(f"restarting the worker failed: {e}")
         result.restarted = True
         result.notes.append(f"{why}; {STATE_LOST}")
-        result.stderr += f"\n[codeloop: {why}; {STATE_LOST}]\n"
+        if not quiet:
+            result.stderr += f"\n[codeloop: {why}; {STATE_LOST}]\n"
 
     def _replace_worker(self) -> None:
-        """Stop the current worker (if any) and start a fresh one in the same directory."""
-        old = self._res.proc
-        if old is not None:
-            old.stop(self.stop_grace)
-            old.close()
-            self._res.proc = None
-        worker = start_worker(self._template, self._res.session_dir)
+        """Stop the current worker (if any) and start a fresh one in the same directory.
+
+        The new worker runs as the same session uid (the lease is the session's), so the directory
+        is never handed over again. Any failure is a SandboxError."""
+        try:
+            old = self._res.proc
+            if old is not None:
+                self._res.proc = None
+                try:
+                    old.stop(self.stop_grace)
+                finally:
+                    old.close()
+            worker = start_worker(self._template, self._res.session_dir, uid_lease=self._res.uid_lease)
+        except SandboxError:
+            raise
+        except Exception as e:
+            raise SandboxError(f"restarting the sandbox worker failed: {e!r}") from e
+        if worker.uid_lease is not None:
+            if self._res.uid_lease is None:
+                self._res.uid_lease = worker.uid_lease  # the first worker with a uid: the session holds it now
+            else:
+                worker.uid_lease.release(sweep=False)  # start_worker's extra hold: the session holds one already
         self._res.proc = worker.proc
         self._launch = worker.launch
 
@@ -430,10 +501,12 @@ class Sandbox:
     def _refill_pool(self) -> None:
         if self._refill_owed:
             self._refill_owed = False
-            POOL.refill_in_background(self._template, self._root)
+            POOL.refill_in_background(self.config)
 
     def close(self) -> None:
-        """Stop the worker's whole process group and delete the session directory. Idempotent."""
+        """Stop the worker's whole process group and delete the session directory. Idempotent.
+
+        Raises SandboxError if something could not be cleaned up (after doing all it could)."""
         if self._closed:
             return
         self._closed = True
@@ -444,7 +517,8 @@ class Sandbox:
                 proc.signal_group(signal.SIGKILL)
             self._lock.acquire()
         try:
-            self._finalizer()  # releases once: stop, close fds, remove the directory
+            if self._finalizer.detach() is not None:  # releases once: stop, close fds, free the uid, remove the directory
+                self._res.release(0.05)
         finally:
             self._lock.release()
 

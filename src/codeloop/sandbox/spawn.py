@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 
 from codeloop.errors import SandboxError
-from codeloop.sandbox.launcher import REPLY_FD, REQUEST_FD, Launch
+from codeloop.sandbox.launch_types import REPLY_FD, REQUEST_FD, Launch
 from codeloop.sandbox.process import WorkerPipes, WorkerProcess
 
 __all__ = ["spawn_worker"]
@@ -99,12 +99,14 @@ def _spawn(launch: Launch) -> WorkerProcess:
                 os.close(theirs)
                 raise
         pid, popen = _start(launch, child)
-    except OSError as e:
+    except BaseException as e:  # OSError, or SubprocessError at interpreter exit ("preexec_fn not supported")
         for fd in host.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         if launch.jail is not None:  # jail: free the uid and cgroup of a worker that never started
             launch.jail.close()
+        if not isinstance(e, OSError | subprocess.SubprocessError):
+            raise
         raise SandboxError(f"cannot start the sandbox worker ({launch.argv[0]}): {e}") from e
     finally:
         for fd in child.values():

@@ -19,6 +19,8 @@ import __future__
 import _ast
 import _json
 import _struct
+import _thread
+import errno
 import io
 import os
 import signal
@@ -253,8 +255,28 @@ def register_source(name, code):
 _sources: dict[str, str] = {}
 
 
+class _SafeImports:
+    """While the worker imports for itself (traceback, linecache, binascii), ``sys.path`` is the
+    interpreter's own, as it was before the session directory went on it: a module the session
+    planted there (``traceback.py``) never runs as the worker's own code, e.g. on the first error
+    after a restart, and a cell that broke ``sys.path`` still gets its traceback."""
+
+    def __enter__(self):
+        self.saved = sys.path
+        sys.path = list(_BASE_PATH)  # the interpreter's own path, as it was before any cell ran
+
+    def __exit__(self, *exc):
+        sys.path = self.saved
+        return False
+
+
+_SESSION_DIR = [""]
+_BASE_PATH: list[str] = []
+
+
 def _sync_linecache():
-    import linecache
+    with _SafeImports():
+        import linecache
 
     for name, code in _sources.items():
         if name not in linecache.cache:
@@ -264,15 +286,16 @@ def _sync_linecache():
 def describe_error(exc):
     """ename, evalue and a traceback that starts at the user's code (worker frames dropped)."""
     _sync_linecache()
-    import traceback
+    with _SafeImports():
+        import traceback
 
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == _WORKER_FILE:
-        tb = tb.tb_next
-    try:
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-    except Exception as e:  # a broken __str__ or similar
-        text = f"{type(exc).__name__}: <traceback unavailable: {type(e).__name__}>\n"
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == _WORKER_FILE:
+            tb = tb.tb_next
+        try:
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
+        except Exception as e:  # a broken __str__ or similar
+            text = f"{type(exc).__name__}: <traceback unavailable: {type(e).__name__}>\n"
     try:
         evalue = str(exc)
     except Exception:
@@ -395,7 +418,8 @@ def collect_figures(limit, notes):
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return []
-    import binascii
+    with _SafeImports():
+        import binascii
 
     figures = []
     try:
@@ -416,6 +440,56 @@ def collect_figures(limit, notes):
     return figures
 
 
+#: threads a cell may leave running before the worker asks for a restart (half of a lower RLIMIT_NPROC)
+MAX_LEFT_THREADS = 100
+
+
+def _thread_ceiling():
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    except Exception:
+        return MAX_LEFT_THREADS
+    return MAX_LEFT_THREADS if soft < 0 or soft // 2 >= MAX_LEFT_THREADS else max(soft // 2, 8)
+
+
+def exhaustion(exc):
+    """Why the session ran out of threads, processes or memory in this cell, or None.
+
+    After that the interpreter is not as a fresh one would be (new threads cannot start, a
+    recursion error comes back as SystemError): the host restarts the worker before the next cell.
+    """
+    left = _thread._count()
+    if left > _THREAD_CEILING[0]:
+        return f"{left} threads left running"
+    if left:  # threads left running (rare): can a new one still start? (memory or a limit may be spent)
+        try:
+            _thread.start_new_thread(_noop, ())
+        except RuntimeError:
+            return f"no new thread can start ({left} left running)"
+    seen = 0
+    while exc is not None and seen < 20:
+        seen += 1
+        if isinstance(exc, MemoryError):
+            return "out of memory"
+        if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+            return "no new thread could start"
+        if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.ENOMEM) and "fork" in str(exc).lower():
+            return "no new process could start"
+        if isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN:
+            return "no new process could start (resource temporarily unavailable)"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+_THREAD_CEILING = [MAX_LEFT_THREADS]
+
+
+def _noop():
+    pass
+
+
 def run_cell(code, cell, limits, namespace, files, stdio):
     """Run one cell; the reply holds only what is not empty (small frames are fast frames).
 
@@ -428,6 +502,7 @@ def run_cell(code, cell, limits, namespace, files, stdio):
     register_source(name, code)
     reply: dict[str, object] = {"status": "ok"}
     notes: list[str] = []
+    failure = None
     try:
         _in_cell = True
         try:
@@ -449,10 +524,15 @@ def run_cell(code, cell, limits, namespace, files, stdio):
         finally:
             _in_cell = False
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: a cell never ends the worker
+        failure = exc
         reply["status"] = "memory" if isinstance(exc, MemoryError) else "error"
         reply["error"] = describe_error(exc)
     if os.getpid() != _MAIN_PID:  # a cell's os.fork() child fell through: it must not reply
         os._exit(0)
+    exhausted = exhaustion(failure)
+    failure = None
+    if exhausted is not None:
+        reply["exhausted"] = exhausted
     if "matplotlib.pyplot" in sys.modules:
         figures = collect_figures(max_figures, notes)
         if figures:
@@ -501,8 +581,11 @@ def main():
     stdio = _Stdio()
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _THREAD_CEILING[0] = _thread_ceiling()  # imports resource: before the session dir is on sys.path
     os.makedirs(session_dir, exist_ok=True)
     os.chdir(session_dir)
+    _SESSION_DIR[0] = session_dir
+    _BASE_PATH[:] = [p for p in sys.path if p and p != session_dir]
     sys.path.insert(0, session_dir)
     sys.argv = [""]
     module = type(sys)("__main__")

@@ -11,7 +11,6 @@ import atexit
 import contextlib
 import json
 import os
-import shutil
 import stat
 import tempfile
 import threading
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codeloop.errors import SandboxError
+from codeloop.sandbox.hostfs import SESSION_NAME, chown_fresh_tree, remove_tree
 from codeloop.sandbox.jail import bwrap, paths, seccomp_filter
 from codeloop.sandbox.jail.cgroups import SessionCgroup
 from codeloop.sandbox.jail.inworker import ENV_VAR
@@ -64,8 +64,9 @@ class JailedCommand:
 class WorkerJail:
     """The host side of one worker's jail; see the module docstring."""
 
-    def __init__(self, policy: JailPolicy, host: HostSupport | None = None) -> None:
+    def __init__(self, policy: JailPolicy, host: HostSupport | None = None, uid_lease: UidLease | None = None) -> None:
         self.policy = policy
+        self._given_lease = uid_lease
         self.host = host or probe_host()
         self.isolation: dict[str, bool] = {}
         self.notes: list[str] = []
@@ -76,6 +77,9 @@ class WorkerJail:
         self._closed = False
         self.owner_pid = os.getpid()
         self._oom: bool | None = None  # recorded at close, when the cgroup goes away
+        #: why this jail must not start, whatever the caller requires (jail_launch raises it after
+        #: ``require``'s own refusal, which names the missing layer the caller asked for)
+        self.refusal: str | None = None
         try:
             self._prepare()
         except BaseException:
@@ -114,11 +118,32 @@ class WorkerJail:
             self._off("uid", host.reasons.get("uid", "cannot switch uid"))
         elif not switch:
             self._off("uid", "bubblewrap runs in a user namespace: only the caller's uid is mapped")
-        if switch:
+        if switch and self._given_lease is not None and self._given_lease.held:
+            # A restart: the session keeps its uid, which already owns the directory. Never hand
+            # the directory over again: the session filled it (a hard link to a host file in it
+            # would turn a chown of the tree into a chown of that file).
+            self._uid = self._given_lease.retain()
+        elif switch:
             self._uid = UidLease.acquire()
-            _chown_tree(session, self._uid.uid, self._uid.gid)
+            _check_private_dir(session)
+            try:
+                chown_fresh_tree(session, self._uid.uid, self._uid.gid)
+            except OSError as e:
+                raise SandboxError(f"cannot hand the session directory to uid {self._uid.uid}: {e}") from e
         self.isolation["uid"] = switch
-
+        if not switch and os.geteuid() == 0 and not self.namespaces:
+            # Root without a mount namespace and without a uid of its own: even with every
+            # capability dropped, uid 0 owns the host's files (chmod, utime, xattrs), its SysV IPC
+            # and its processes' limits. Refuse rather than run there.
+            uid_note = next((n for n in self.notes if n.startswith("uid:")), "uid: off")
+            self.refusal = (
+                "refusing to start: no mount namespace (bubblewrap unavailable: "
+                f"{host.reasons.get('namespaces', 'unknown reason')}) and no session uid ({uid_note}), "
+                "so the worker would run as root on the host's files. Fix: make bubblewrap work "
+                "(allow namespaces), or let an unprivileged uid reach the interpreter and the "
+                "sandbox root (e.g. python='/usr/bin/python3' and a root= directory with mode 0755), "
+                "or pass jail=False to run without any jail, knowingly"
+            )
         self.isolation["rlimits"] = True
         if host.cgroups is not None:
             try:
@@ -160,22 +185,30 @@ class WorkerJail:
             if not self.isolation["no_network"]:
                 self.notes.append("no_network: off: neither a network namespace nor seccomp is available")
         if not self.namespaces:
-            self._tmpdir = tempfile.mkdtemp(prefix="codeloop-tmp-")
+            # A private /tmp of this worker, next to the session directory inside its private
+            # holder (which the session cannot rename), else in the system's temp directory.
+            holder = policy.session_dir.parent
+            inside = policy.session_dir.name == SESSION_NAME and holder.name.startswith("codeloop-")
+            self._tmpdir = tempfile.mkdtemp(prefix="tmp-" if inside else "codeloop-tmp-", dir=holder if inside else None)
             if self._uid is not None:
-                os.chown(self._tmpdir, self._uid.uid, self._uid.gid)
+                os.chown(self._tmpdir, self._uid.uid, self._uid.gid, follow_symlinks=False)
 
     # --- the command ----------------------------------------------------------------------
 
     def _read_paths(self) -> list[str]:
-        python = os.path.realpath(self.policy.python)
-        extra = [str(p) for p in self.policy.read_paths] + [str(INWORKER_FILE.parent)]
-        # The interpreter's own prefix and, for a venv, the venv (when it is not this process's).
-        extra += [
-            os.path.dirname(os.path.dirname(python)),
-            os.path.dirname(os.path.dirname(self.policy.python)),
-        ]
+        """What the worker may read: system paths, this process's and the worker interpreter's own
+        prefixes and packages (as the interpreter reports them), the worker's directory, and the
+        interpreter file itself (with a venv's ``pyvenv.cfg``). Nothing that exposes a home."""
+        python = self.policy.python
         found = paths.system_paths(self.policy.network) + list(paths.python_paths())
-        return found + [p for p in dict.fromkeys(extra) if not any(_under(p, f) for f in found)]
+        extra = [str(p) for p in self.policy.read_paths] + [str(INWORKER_FILE.parent)]
+        extra += [p for p in paths.interpreter_paths(python) if not any(_under(p, f) for f in found)]
+        files = [python]  # bound as a file: its directory may be ~/bin
+        cfg = os.path.join(os.path.dirname(os.path.dirname(python)), "pyvenv.cfg")
+        if os.path.isfile(cfg):
+            files.append(cfg)
+        extra = [p for p in extra if not paths.exposes_home(p)]
+        return found + [p for p in dict.fromkeys(extra + files) if not any(_under(p, f) for f in found)]
 
     def _plan(self, seccomp_fd: int | None) -> dict[str, object]:
         policy = self.policy
@@ -208,7 +241,7 @@ class WorkerJail:
         if self.isolation["seccomp"]:
             # Nothing else finds escaped processes: keep them in the worker's process group.
             keep_group = not (self.namespaces or self._uid is not None or self._cgroup is not None)
-            fd = seccomp_filter.filter_fd(self.policy.network, keep_group)
+            fd = seccomp_filter.filter_fd(self.policy.network, keep_group, host_view=not self.namespaces)
             self._parent_fds.append(fd)
         pass_fds = () if fd is None else (fd,)
         env: dict[str, str] = {}
@@ -244,6 +277,11 @@ class WorkerJail:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    @property
+    def uid_lease(self) -> UidLease | None:
+        """The session uid this worker runs as, if any."""
+        return self._uid
+
     def oom_killed(self) -> bool | None:
         """Whether the kernel killed a process of the session for memory; None: no cgroup to ask.
 
@@ -270,7 +308,8 @@ class WorkerJail:
                 # means no process of the uid is left, and the sweep (two process spawns) is moot.
                 self._uid.release(sweep=not emptied)
             if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                with contextlib.suppress(SandboxError):
+                    remove_tree(self._tmpdir)
         with _live_lock:
             _live.discard(self)
 
@@ -285,18 +324,6 @@ def _kernel_at_least(major: int, minor: int) -> bool:
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _chown_tree(root: str, uid: int, gid: int) -> None:
-    """Hand the session directory (and whatever it already holds) to the session uid."""
-    _check_private_dir(root)
-    try:
-        os.chown(root, uid, gid, follow_symlinks=False)
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
-    except OSError as e:
-        raise SandboxError(f"cannot hand the session directory to uid {uid}: {e}") from e
 
 
 def _check_private_dir(path: str) -> None:

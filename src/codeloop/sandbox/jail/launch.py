@@ -16,7 +16,8 @@ from codeloop.sandbox.jail.jailer import WorkerJail
 from codeloop.sandbox.jail.policy import JailPolicy, check_layer_names, check_limits
 
 if TYPE_CHECKING:
-    from codeloop.sandbox.launcher import Launch, LaunchSpec
+    from codeloop.sandbox.jail.uids import UidLease
+    from codeloop.sandbox.launch_types import Launch, LaunchSpec
 
 __all__ = ["jail_launch", "missing_layers_line", "require_layers", "required_layers"]
 
@@ -59,7 +60,7 @@ def required_layers(spec: LaunchSpec, isolation: Mapping[str, bool]) -> list[str
     return list(dict.fromkeys(spec.require))
 
 
-def jail_launch(spec: LaunchSpec, plain: Launch) -> Launch:
+def jail_launch(spec: LaunchSpec, plain: Launch, uid_lease: UidLease | None = None) -> Launch:
     """The plain launch wrapped in every layer this host allows; refuses on a missing required one."""
     policy = JailPolicy(
         session_dir=spec.session_dir,
@@ -70,11 +71,13 @@ def jail_launch(spec: LaunchSpec, plain: Launch) -> Launch:
         python=spec.python,
         **check_limits(spec.limits),
     )
-    jail = WorkerJail(policy)
+    jail = WorkerJail(policy, uid_lease=uid_lease)
     try:
         isolation = {**plain.isolation, **jail.isolation}
         notes = [n for n in plain.notes if n.split(":", 1)[0] not in jail.isolation] + jail.notes
         require_layers(isolation, notes, required_layers(spec, isolation))
+        if jail.refusal is not None:
+            raise SandboxUnavailable(jail.refusal)
         cmd = jail.wrap(plain.argv)
     except BaseException:
         jail.close()

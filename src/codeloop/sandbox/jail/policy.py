@@ -3,62 +3,23 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codeloop.errors import ConfigError
+from codeloop.sandbox.config import LIMIT_NAMES, check_layer_names, check_limits, positive
+from codeloop.sandbox.layers import describe
 
 __all__ = ["LAYERS", "LIMIT_NAMES", "JailPolicy", "check_layer_names", "check_limits"]
 
-# Every layer reported in ``sb.isolation`` (SECURITY.md says what each one promises).
-LAYERS: dict[str, str] = {
-    "process": "a separate process tree per session, killed as a group",
-    "clean_env": "a fresh environment: nothing inherited from the caller",
-    "rlimits": "rlimits: address space, CPU seconds, file size, open files, core dumps off",
-    "namespaces": "bubblewrap namespaces: own mount, pid, net, ipc and uts; read-only system, private /tmp",
-    "uid": "a per-session unprivileged uid (when the caller is root)",
-    "process_limit": "a process count limit of the session alone (RLIMIT_NPROC of its own uid, or a pids cgroup)",
-    "seccomp": "seccomp filter: no ptrace, mount, namespaces, bpf, io_uring, keyctl, non-UNIX sockets, ...",
-    "landlock": "Landlock: writes only to the session directory, reads only what Python needs, no TCP, "
-    "no signals out of the sandbox",
-    "cgroups": "a memory and pids cgroup of the session",
-    "no_network": "no network (a network namespace, and seccomp denying inet sockets)",
-}
+# Every layer reported in ``sb.isolation``: the one registry (SECURITY.md says what each promises).
+LAYERS: dict[str, str] = describe()
 
 _MB = 1024 * 1024
 
 
-def check_layer_names(names: Iterable[str], known: Iterable[str] = LAYERS) -> list[str]:
-    """The names as a list; a name that is no layer raises ConfigError listing the valid ones."""
-    known_set = set(known)
-    wanted = list(names) if not isinstance(names, str) else [names]
-    unknown = [n for n in wanted if n not in known_set]
-    if unknown:
-        raise ConfigError(f"unknown isolation layer(s) {unknown}; known layers: {sorted(known_set)}")
-    return wanted
-
-
-#: Limits a caller may set beyond memory_mb and cpu_seconds (``Sandbox(limits=...)``).
-LIMIT_NAMES = ("file_size_mb", "open_files", "processes", "tmp_size_mb")
-
-
-def check_limits(limits: Mapping[str, int]) -> Mapping[str, int]:
-    """The limits unchanged; an unknown name or a non-positive value raises ConfigError."""
-    if not isinstance(limits, Mapping):
-        raise ConfigError(f"limits must be a mapping of {LIMIT_NAMES} to positive integers, got {limits!r}")
-    for name, value in limits.items():
-        if name not in LIMIT_NAMES:
-            raise ConfigError(f"unknown sandbox limit {name!r}; known limits: {', '.join(LIMIT_NAMES)}")
-        _positive(name, value, allow_none=False)
-    return limits
-
-
 def _positive(name: str, value: int | None, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    positive(name, value, integer=True, allow_none=allow_none)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from codeloop.errors import SandboxUnavailable
 
-__all__ = ["DENIED_SYSCALLS", "compile_filter", "filter_fd", "seccomp_available"]
+__all__ = ["DENIED_SYSCALLS", "HOST_VIEW_DENIED", "compile_filter", "filter_fd", "seccomp_available"]
 
 # Calls no user code needs, each one a known way out of (or into) a jail.
 DENIED_SYSCALLS: tuple[str, ...] = (
@@ -38,6 +38,26 @@ DENIED_SYSCALLS: tuple[str, ...] = (
 
 # Raw numbers of calls newer than the system libseccomp may know (x86_64 / generic numbering).
 _DENIED_NUMBERS_X86_64 = {467: "open_tree_attr"}
+_HOST_VIEW_NUMBERS_X86_64 = {463: "setxattrat", 466: "removexattrat"}
+
+# Denied when the worker sees the host's filesystem, IPC and processes (no bubblewrap namespaces):
+# nothing a session needs, and each could touch something of the host's.
+HOST_VIEW_DENIED: tuple[str, ...] = (
+    # ownership and extended attributes (Landlock does not cover them)
+    "chown", "fchown", "lchown", "fchownat",
+    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
+    # System V IPC: without an IPC namespace these are the host's segments, semaphores and queues
+    "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
+    "msgget", "msgsnd", "msgrcv", "msgctl",
+)  # fmt: skip
+# Calls that act on another process named by pid (argument index): allowed for pid 0 (itself) only.
+_OTHER_PID_EVERYWHERE = {"prlimit64": 0}
+_OTHER_PID_HOST_VIEW = {
+    "setpriority": 1, "sched_setaffinity": 0, "sched_setscheduler": 0, "sched_setparam": 0,
+    "sched_setattr": 0, "ioprio_set": 1, "migrate_pages": 0, "move_pages": 0,
+}  # fmt: skip
+# utime calls with a NULL times pointer (argument index) set "now" with mere write access.
+_UTIME_NULL_HOST_VIEW = {"utime": 1, "utimes": 1, "utimensat": 2, "futimesat": 2}
 
 _AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
 _TIOCSTI, _TIOCLINUX = 0x5412, 0x541C
@@ -63,18 +83,21 @@ def _pyseccomp() -> Any:
 def seccomp_available() -> tuple[bool, str]:
     """Whether a filter can be compiled here, and why not."""
     try:
-        compile_filter(network=False)
+        compile_filter(network=False, host_view=True)
     except SandboxUnavailable as e:
         return False, str(e)
     return True, ""
 
 
-@functools.lru_cache(maxsize=4)
-def compile_filter(network: bool, keep_group: bool = False) -> bytes:
+@functools.lru_cache(maxsize=8)
+def compile_filter(network: bool, keep_group: bool = False, host_view: bool = False) -> bytes:
     """The raw BPF program for a session (cached: one compile per process and setting).
 
     ``keep_group`` also denies setsid/setpgid: with no pid namespace, cgroup or session uid to
     find them by, the worker's processes must stay in its process group to be killed with it.
+    ``host_view`` (no bubblewrap namespaces): also deny chown and xattr writes, "touch" (utime
+    with no times), System V IPC, and scheduling/priority calls on any other process.
+    Everywhere: ``prlimit`` on any process but the caller itself.
     """
     sc = _pyseccomp()
     deny = sc.ERRNO(errno.EPERM)
@@ -99,6 +122,21 @@ def compile_filter(network: bool, keep_group: bool = False) -> bytes:
         if keep_group:
             flt.add_rule(deny, "setsid")
             flt.add_rule(deny, "setpgid")
+        others = dict(_OTHER_PID_EVERYWHERE)
+        if host_view:
+            others.update(_OTHER_PID_HOST_VIEW)
+            for name in HOST_VIEW_DENIED:
+                if sc.resolve_syscall(sc.Arch.NATIVE, name) >= 0:
+                    flt.add_rule(deny, name)
+            if sc.system_arch() == sc.Arch.X86_64:
+                for nr in _HOST_VIEW_NUMBERS_X86_64:
+                    flt.add_rule(deny, nr)
+            for name, arg in _UTIME_NULL_HOST_VIEW.items():
+                if sc.resolve_syscall(sc.Arch.NATIVE, name) >= 0:
+                    flt.add_rule(deny, name, sc.Arg(arg, sc.EQ, 0))
+        for name, arg in others.items():
+            if sc.resolve_syscall(sc.Arch.NATIVE, name) >= 0:
+                flt.add_rule(deny, name, sc.Arg(arg, sc.NE, 0))
         _add_socket_rules(sc, flt, network)
         return _export(flt)
     except OSError as e:
@@ -136,9 +174,9 @@ def _export(flt: Any) -> bytes:
 HIGH_FD = 10
 
 
-def filter_fd(network: bool, keep_group: bool = False) -> int:
+def filter_fd(network: bool, keep_group: bool = False, host_view: bool = False) -> int:
     """A fresh close-on-exec descriptor (>= HIGH_FD) holding the program at offset 0; caller closes it."""
-    program = compile_filter(network, keep_group)
+    program = compile_filter(network, keep_group, host_view)
     fd = os.memfd_create("codeloop-seccomp", os.MFD_CLOEXEC)
     try:
         os.write(fd, program)

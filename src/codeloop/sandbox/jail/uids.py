@@ -13,28 +13,53 @@ import fcntl
 import os
 import random
 import shutil
+import stat
 import subprocess
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from codeloop.errors import SandboxError
 
-__all__ = ["UID_BASE", "UID_COUNT", "UidLease", "kill_uid"]
+__all__ = ["RESERVED_RANGES", "UID_BASE", "UID_COUNT", "UidLease", "kill_uid"]
 
-# Far above login users, subordinate-id ranges (100000-165535 typical) and systemd's dynamic users.
-UID_BASE = 1_700_000_000
-UID_COUNT = 1_000_000
+# Far above login users and subordinate-id ranges (100000-165535 typical), and outside every range
+# systemd assigns (docs/UIDS-GIDS.md): its dynamic users (61184-65519), the container range that
+# systemd-nspawn --private-users=pick draws from (524288-1879048191) and the foreign range
+# (2147352576-2147418111); below 2**31 (uids above are "signedness trouble" for many tools).
+UID_BASE = 1_900_000_000
+UID_COUNT = 100_000_000
+#: the id ranges a session uid must never fall in (systemd's dynamic, container and foreign ranges)
+RESERVED_RANGES: tuple[tuple[int, int], ...] = ((61184, 65519), (524288, 1879048191), (2147352576, 2147418111))
 _CLEAN = b"clean\n"
+_LOCK_DIRS = (Path("/run/codeloop/uids"), Path("/tmp/codeloop-root-uids"))
 
 
-def _lock_dir() -> Path:
-    for candidate in (Path("/run/codeloop/uids"), Path("/tmp/codeloop-root-uids")):
+def _private_dir(path: Path) -> int | None:
+    """An O_DIRECTORY descriptor of ``path`` if it is a real directory (no link anywhere in its last
+    component), owned by us and writable by nobody else; made if missing. None otherwise."""
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+        return fd
+    os.close(fd)
+    return None
+
+
+def _lock_dir(candidates: Sequence[Path] = _LOCK_DIRS) -> tuple[Path, int]:
+    """The lock directory and a descriptor of it: every lock file is opened relative to that
+    descriptor, so a planted symlink (at the directory or a lock file) is never followed."""
+    for candidate in candidates:
         try:
-            candidate.mkdir(mode=0o700, parents=True, exist_ok=True)
-            st = candidate.stat()
-            if st.st_uid == os.geteuid() and not st.st_mode & 0o022:
-                return candidate
+            fd = _private_dir(candidate)
         except OSError:
             continue
+        if fd is not None:
+            return candidate, fd
     raise SandboxError("no private directory for session uid locks (/run/codeloop or /tmp)")
 
 
@@ -63,56 +88,89 @@ def kill_uid(uid: int) -> None:
 class UidLease:
     """An exclusively held session uid (gid equal to it); release() once the session is over."""
 
-    def __init__(self, uid: int, lock_fd: int, path: Path) -> None:
+    def __init__(self, uid: int, lock_fd: int, path: Path, dir_fd: int | None = None) -> None:
         self.uid = uid
         self.gid = uid
         self._fd: int | None = lock_fd
         self._path = path
+        self._dir_fd = dir_fd
+        self._refs = 1  # holders: each worker jail using the uid, and the session that owns it
+        self._lock = threading.Lock()
 
     @classmethod
-    def acquire(cls) -> UidLease:
-        lock_dir = _lock_dir()
-        start = random.randrange(UID_COUNT)
-        for i in range(256):
-            uid = UID_BASE + (start + i) % UID_COUNT
-            try:
-                fd = os.open(
-                    lock_dir / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-                )
-            except OSError as e:
-                raise SandboxError(f"cannot create a uid lock in {lock_dir}: {e}") from e
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                # A clean release unlinks its file: make sure we locked the file still at the path.
-                current = os.stat(lock_dir / f"{uid}.lock", follow_symlinks=False)
-                locked = os.fstat(fd)
-                if (current.st_dev, current.st_ino) != (locked.st_dev, locked.st_ino):
-                    raise BlockingIOError
-            except (BlockingIOError, FileNotFoundError):
-                os.close(fd)
-                continue
-            if os.pread(fd, len(_CLEAN), 0) not in (b"", _CLEAN):
-                kill_uid(uid)  # the last holder died without sweeping
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, b"in use\n", 0)
-            return cls(uid, fd, lock_dir / f"{uid}.lock")
-        raise SandboxError("no free session uid after 256 tries")
+    def acquire(cls, lock_dirs: Sequence[Path] = _LOCK_DIRS) -> UidLease:
+        lock_dir, dir_fd = _lock_dir(lock_dirs)
+        try:
+            start = random.randrange(UID_COUNT)
+            for i in range(256):
+                uid = UID_BASE + (start + i) % UID_COUNT
+                name = f"{uid}.lock"
+                try:
+                    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+                except OSError as e:
+                    raise SandboxError(f"cannot create a uid lock in {lock_dir}: {e}") from e
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    # A clean release unlinks its file: make sure we locked the file still at the path.
+                    current = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    locked = os.fstat(fd)
+                    if (current.st_dev, current.st_ino) != (locked.st_dev, locked.st_ino):
+                        raise BlockingIOError
+                except (BlockingIOError, FileNotFoundError):
+                    os.close(fd)
+                    continue
+                if os.pread(fd, len(_CLEAN), 0) not in (b"", _CLEAN):
+                    kill_uid(uid)  # the last holder died without sweeping
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, b"in use\n", 0)
+                lease = cls(uid, fd, lock_dir / name, dir_fd)
+                dir_fd = -1  # the lease owns it now
+                return lease
+            raise SandboxError("no free session uid after 256 tries")
+        finally:
+            if dir_fd >= 0:
+                os.close(dir_fd)
+
+    def retain(self) -> UidLease:
+        """One more holder (a restarted worker of the same session): release() once each."""
+        with self._lock:
+            if self._fd is None:
+                raise SandboxError(f"session uid {self.uid} was already released")
+            self._refs += 1
+        return self
 
     def release(self, sweep: bool = True) -> None:
-        """Kill what still runs as this uid, mark it clean and unlock it (idempotent).
+        """Kill what still runs as this uid; the last holder also marks it clean and unlocks it.
 
         ``sweep=False`` when the caller already knows nothing is left (an emptied cgroup).
+        Calls past the last holder do nothing.
         """
-        if self._fd is None:
+        with self._lock:
+            if self._fd is None:
+                return
+            self._refs -= 1
+            last = self._refs <= 0
+            if last:
+                fd, self._fd = self._fd, None
+        if sweep:
+            kill_uid(self.uid)
+        if not last:
             return
-        fd, self._fd = self._fd, None
         try:
-            if sweep:
-                kill_uid(self.uid)
             os.ftruncate(fd, 0)
             os.pwrite(fd, _CLEAN, 0)
             # Clean and still locked: remove the file, so lock files do not pile up.
             with contextlib.suppress(OSError):
-                os.unlink(self._path)
+                if self._dir_fd is not None:
+                    os.unlink(self._path.name, dir_fd=self._dir_fd)
+                else:
+                    os.unlink(self._path)
         finally:
             os.close(fd)
+            if self._dir_fd is not None:
+                os.close(self._dir_fd)
+                self._dir_fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None

@@ -1,7 +1,8 @@
-"""``codeloop eval humaneval`` below the command line: options in, an EvalReport out.
+"""``codeloop eval BENCHMARK`` below the command line: options in, an EvalReport out.
 
 Checks an existing samples file, or generates samples with a model first; either way the run
-resumes if interrupted. Faces (CLI, server) call :func:`run_humaneval` and only format.
+resumes if interrupted. Faces (CLI, server) call :func:`run_eval` and only format. What is
+particular to a benchmark (its problems, prompts, generation) comes from ``evals/benchmarks``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from codeloop.evals.benchmarks import Benchmark, get_benchmark
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.evaluate import evaluate_samples
 from codeloop.evals.generation import GenerationSettings, Mode, TextModel
-from codeloop.evals.problems import Problem, load_humaneval
+from codeloop.evals.mapping import SampleMap
+from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
 from codeloop.evals.prompts import PromptStyle
 from codeloop.evals.report import EvalReport
@@ -22,15 +25,16 @@ from codeloop.evals.runner import load_first_attempts, run_model_eval
 from codeloop.evals.samples import load_samples
 from codeloop.evals.sessions import SessionFactory, sandbox_factory
 
-__all__ = ["HumanEvalOptions", "default_out_path", "resolve_style", "run_humaneval"]
-
-_CHATML_MODELS = ("qwen", "smollm")
+__all__ = ["EvalOptions", "HumanEvalOptions", "default_out_path", "resolve_style", "run_eval", "run_humaneval"]
 
 
 @dataclass(frozen=True)
-class HumanEvalOptions:
-    """Everything a HumanEval run can be told; defaults are the documented ones."""
+class EvalOptions:
+    """Everything a benchmark run can be told; defaults are the documented ones."""
 
+    benchmark: str = "humaneval"  # humaneval, humaneval-infill, evalplus
+    span: str = "single-line"  # humaneval-infill: single-line or multi-line
+    data: Path | None = None  # evalplus: the HumanEval+ / MBPP+ JSONL file
     samples: Path | None = None  # check this file; None: generate with the model
     out: Path | None = None  # where generated samples go (results: <out>_results.jsonl)
     results: Path | None = None  # where results go when checking --samples
@@ -49,21 +53,15 @@ class HumanEvalOptions:
     fresh_sessions: bool = False  # a whole new sandbox session per sample instead of a forked child
 
 
-def resolve_style(requested: str, model_name: str) -> PromptStyle:
-    """``auto`` is ChatML prefill for the bundled ChatML models, plain chat for anything else."""
-    if requested != "auto":
-        try:
-            return PromptStyle(requested)
-        except ValueError as e:
-            raise EvalInputError(f"unknown prompt style {requested!r}: use auto, chatml, instruct, chat or complete") from e
-    local = not model_name.startswith(("openai:", "ollama:"))
-    return PromptStyle.CHATML if local and any(m in model_name.lower() for m in _CHATML_MODELS) else PromptStyle.CHAT
+def resolve_style(requested: str, model_name: str, benchmark: Benchmark | None = None) -> PromptStyle:
+    """The prompt style of a run: ``auto`` is the benchmark's default for the model (HumanEval's by default)."""
+    return (benchmark or get_benchmark("humaneval")).resolve_style(requested, model_name)
 
 
-def default_out_path(model_name: str, mode: Mode) -> Path:
-    """``humaneval-<model>-<mode>.jsonl`` in the current directory."""
+def default_out_path(model_name: str, mode: Mode, benchmark: str = "humaneval") -> Path:
+    """``<benchmark>-<model>-<mode>.jsonl`` in the current directory."""
     slug = re.sub(r"[^A-Za-z0-9.]+", "-", Path(model_name).name if model_name.startswith("gguf:") else model_name)
-    return Path(f"humaneval-{slug.strip('-')}-{mode}.jsonl")
+    return Path(f"{benchmark}-{slug.strip('-')}-{mode}.jsonl")
 
 
 def _selected(problems: dict[str, Problem], limit: int | None) -> list[Problem]:
@@ -75,7 +73,7 @@ def _selected(problems: dict[str, Problem], limit: int | None) -> list[Problem]:
     return chosen
 
 
-def _validate(options: HumanEvalOptions) -> None:
+def _validate(options: EvalOptions) -> None:
     if options.n < 1:
         raise EvalInputError(f"--n must be at least 1, got {options.n}")
     if options.timeout <= 0:
@@ -86,16 +84,24 @@ def _validate(options: HumanEvalOptions) -> None:
         raise EvalInputError(f"--rounds must be 0 or more, got {options.generation.rounds}")
 
 
-def run_humaneval(
-    options: HumanEvalOptions,
+def run_eval(
+    options: EvalOptions,
     *,
     model: TextModel | None = None,
     model_name: str | None = None,
     open_session: SessionFactory | None = None,
+    benchmark: Benchmark | None = None,
+    mapper: SampleMap | None = None,
 ) -> EvalReport:
-    """Run HumanEval as ``options`` say. ``model`` is loaded with ``get_model`` when not given."""
+    """Run a benchmark as ``options`` say. ``model`` is loaded with ``get_model`` when not given.
+
+    ``mapper`` makes and checks the samples elsewhere (``codeloop.scale.RayEvalMap``: a Ray
+    cluster's actors, each with its own model); no model is loaded here then, and ``model_name``
+    is the mapper's.
+    """
     _validate(options)
-    problems = load_humaneval()
+    bench = benchmark or get_benchmark(options.benchmark, span=options.span, data=options.data)
+    problems = bench.load()
     chosen = _selected(problems, options.limit)
     sessions = open_session or sandbox_factory(timeout=options.timeout, memory_mb=options.memory_mb)
     if options.samples is not None:
@@ -115,19 +121,28 @@ def run_humaneval(
             timeout=options.timeout,
             workers=options.workers,
             progress=Progress(len(samples), "check", enabled=options.progress),
-            settings={"samples_file": str(options.samples)},
+            settings={"samples_file": str(options.samples), **bench.describe()},
+            benchmark=bench.name,
             fresh_sessions=options.fresh_sessions,
+            mapper=mapper,
         )
-    if model is None:
+    if options.generation.mode not in bench.modes:
+        modes = ", ".join(str(m) for m in bench.modes)
+        raise EvalInputError(f"{bench.name} does not support --mode {options.generation.mode} (it supports {modes})")
+    if options.prompt_style != "auto":
+        bench.resolve_style(options.prompt_style, options.model or "")  # a wrong style fails before the model loads
+    if mapper is not None:
+        model_name = model_name or getattr(mapper, "model_name", None)
+    elif model is None:
         from codeloop.llm import get_model
 
         loaded = get_model(options.model, base_url=options.base_url)
         model, model_name = loaded, loaded.name
     name = model_name or options.model or "model"
-    settings = replace(options.generation, style=resolve_style(options.prompt_style, name))
+    settings = replace(options.generation, style=bench.resolve_style(options.prompt_style, name))
     if settings.mode is not Mode.PLAIN and settings.style is PromptStyle.COMPLETE:
         raise EvalInputError(f"--mode {settings.mode} needs a conversation: use --prompt-style chatml or chat")
-    out = options.out or default_out_path(name, settings.mode)
+    out = options.out or default_out_path(name, settings.mode, bench.name)
     first = None
     if options.first_attempts is not None:
         if settings.mode is Mode.PLAIN:
@@ -140,6 +155,7 @@ def run_humaneval(
         settings,
         out,
         sessions,
+        benchmark=bench,
         n=options.n,
         ks=options.ks,
         model_name=name,
@@ -148,4 +164,10 @@ def run_humaneval(
         show_progress=options.progress,
         first_attempts=first,
         fresh_sessions=options.fresh_sessions,
+        mapper=mapper,
     )
+
+
+# The names of the HumanEval-only harness, kept for callers of the Python API.
+HumanEvalOptions = EvalOptions
+run_humaneval = run_eval
