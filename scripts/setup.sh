@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 extras=""
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="dev,evals,selftrain,ray" ;;
+    --dev) extras="dev,evals,selftrain,ray,train" ;;
     *) echo "usage: scripts/setup.sh [--dev]" >&2; exit 2 ;;
   esac
 done

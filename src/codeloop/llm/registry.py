@@ -2,8 +2,9 @@
 
 Names: a bundled model (``qwen-coder-0.5b``, ``smollm2-135m``, ``qwen-coder-1.5b``) or one of
 their aliases, a user alias from ``[aliases]``, ``gguf:/path/model.gguf``, ``openai:MODEL``,
-``ollama:MODEL``, or any model name together with ``base_url`` (a generic OpenAI-compatible
-server). No name means the configured default, else the embedded Qwen2.5-Coder-0.5B.
+``ollama:MODEL``, ``lm:DIR`` (a small LM trained by ``codeloop lm train``), or any model name
+together with ``base_url`` (a generic OpenAI-compatible server). No name means the configured
+default, else the embedded Qwen2.5-Coder-0.5B.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from codeloop.llm.settings import (
 __all__ = ["OLLAMA_BASE_URL", "default_model_name", "get_model", "resolve_name"]
 
 OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
-_PREFIXES = ("gguf:", "openai:", "ollama:")
+_PREFIXES = ("gguf:", "openai:", "ollama:", "lm:")
 _MAX_ALIAS_HOPS = 10
 
 
@@ -89,6 +90,10 @@ def get_model(
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         return _embedded(path, f"gguf:{path}", options, config)
+    if resolved.startswith("lm:"):
+        from codeloop.lm import load_model  # lazy: torch loads only for lm: models
+
+        return load_model(resolved[len("lm:") :], **options)
     if resolved.startswith("openai:"):
         url = base_url or os.environ.get("OPENAI_BASE_URL") or _config_str(config, "base_url")
         key = api_key or os.environ.get("OPENAI_API_KEY") or config_key
@@ -109,7 +114,7 @@ def get_model(
     known = ", ".join(m.name for m in BUNDLED)
     raise ConfigError(
         f"unknown model {resolved!r}: use one of {known}, an alias from config.toml [aliases], "
-        "gguf:/path/model.gguf, openai:MODEL, ollama:MODEL, or give --base-url for another server"
+        "gguf:/path/model.gguf, openai:MODEL, ollama:MODEL, lm:DIR, or give --base-url for another server"
     )
 
 
