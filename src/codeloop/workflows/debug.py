@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeloop.agent.parsing import find_code_blocks
 from codeloop.errors import SandboxError
 from codeloop.llm.base import Model
 from codeloop.llm.types import Message
 from codeloop.sandbox import Sandbox
+from codeloop.text.replies import find_code_blocks
 from codeloop.workflows.fix import ModelSource, resolve_model
 from codeloop.workflows.fix_sandbox import ProjectSandbox
 from codeloop.workflows.patch import (

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codeloop.agent.parsing import find_code_blocks, parse_reply
 from codeloop.llm.base import Model
 from codeloop.sandbox import Sandbox
+from codeloop.text.replies import find_code_blocks, parse_reply
 from codeloop.workflows.fix_prompts import (
     describe_failure,
     fix_messages,
