@@ -55,12 +55,17 @@ def _remove_cgroup_tree(top: Path) -> None:
                 time.sleep(0.01)
 
 
-@pytest.fixture(scope="package", autouse=True)
+#: what lifts the fence; run after the suite's last test (pytest_runtest_teardown below)
+_LIFT_FENCE: list[Callable[[], None]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
 def fence() -> Iterator[str]:
     """Move this pytest process into a memory+pids cgroup while the hostile suite runs.
 
-    Package-scoped: the fence comes off after tests/security, so later tests that legitimately
-    need more memory (loading a model into transformers) are not killed by a fence meant for bombs.
+    The fence comes off after the last test of tests/security (not at the end of the whole
+    run), so later tests that legitimately need more memory, such as loading a model into
+    transformers, are not killed by a fence meant for bombs.
     """
     root, why = cgroups.find_root()
     if root is None:
@@ -70,15 +75,29 @@ def fence() -> Iterator[str]:
     group = cgroups.SessionCgroup.create(root, FENCE_MEMORY, FENCE_PIDS)
     for d in group.dirs.values():
         (d / "cgroup.procs").write_text(str(os.getpid()))
-    try:
-        yield f"fenced in {sorted(str(d) for d in group.dirs.values())}"
-    finally:
+
+    def lift() -> None:
         for key, mount in root.mounts.items():
             rel = before.get(key if root.version == 1 else "", "/").lstrip("/")
             with contextlib.suppress(OSError):
                 (mount / rel / "cgroup.procs").write_text(str(os.getpid()))
+
+    _LIFT_FENCE.append(lift)
+    try:
+        yield f"fenced in {sorted(str(d) for d in group.dirs.values())}"
+    finally:
+        while _LIFT_FENCE:
+            _LIFT_FENCE.pop()()
         for d in group.dirs.values():
             _remove_cgroup_tree(d)
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the hostile suite's last test, move this process back out of the fence."""
+    here = Path(__file__).resolve().parent
+    if nextitem is None or here not in Path(str(nextitem.path)).resolve().parents:
+        while _LIFT_FENCE:
+            _LIFT_FENCE.pop()()
 
 
 @pytest.fixture(autouse=True)
