@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from codeloop.evals.examples import Example
 from codeloop.evals.problems import Problem
 from codeloop.evals.sessions import SessionFactory
-from codeloop.evals.visible import run_visible
+from codeloop.evals.visible import _read_verdict, run_visible
 
 PROMPT = 'def f(x):\n    """\n    >>> f(1)\n    1\n    """\n'
 PROBLEM = Problem("T/0", PROMPT, "f", "def check(candidate):\n    pass\n", "    return x\n")
@@ -45,3 +47,26 @@ def test_code_that_does_not_load(open_session: SessionFactory) -> None:
     report = run_visible(PROBLEM, "    return (\n", EXAMPLES, open_session)
     assert report.program_error is not None and "SyntaxError" in report.program_error
     assert not report.all_passed and report.outcomes == []
+
+
+def test_a_sample_that_forges_a_non_dict_verdict_fails_cleanly(open_session: SessionFactory) -> None:
+    # The sample replaces json.dumps in the session, so the verdict the host reads is a JSON list.
+    completion = "    return x\n\nimport json\njson.dumps = lambda *args, **kwargs: '[1, 2]'\n"
+    report = run_visible(PROBLEM, completion, EXAMPLES, open_session)
+    assert len(report.outcomes) == 4 and not report.all_passed
+    assert all(not o.passed and o.error == "the example's result could not be read" for o in report.outcomes)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[1, 2]', '"ok"', '3', 'null', '{"got": "1"}', '{"ok": 1}', '{"ok": true, "got": 1}', '{"ok": true, "error": []}',
+     '[' * 100_000, ''],
+)
+def test_malformed_verdicts_are_none(text: str) -> None:
+    assert _read_verdict(repr(text)) is None
+
+
+def test_a_well_formed_verdict_is_read() -> None:
+    assert _read_verdict(repr('{"ok": false, "got": "2"}')) == (False, "2", None)
+    assert _read_verdict(repr('{"ok": true}')) == (True, None, None)
+    assert _read_verdict(None) is None and _read_verdict("[1]") is None  # not the repr of a string

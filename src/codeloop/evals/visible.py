@@ -115,12 +115,28 @@ def _run_one(session: Session, example: Example, helper_cell: str, timeout: floa
     if status != "ok":
         error = error_summary(result) or _STATUS_WORDS.get(status, status)
         return ExampleOutcome(example, False, error=error, stdout=stdout, status=status)
-    try:
-        verdict = json.loads(ast.literal_eval(result.value or ""))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):  # worker-controlled text
+    verdict = _read_verdict(result.value)
+    if verdict is None:
         return ExampleOutcome(example, False, error="the example's result could not be read", stdout=stdout)
-    return ExampleOutcome(example, bool(verdict.get("ok")), verdict.get("got"), verdict.get("error"), stdout)
+    return ExampleOutcome(example, *verdict, stdout=stdout)
 
+
+def _read_verdict(value: str | None) -> tuple[bool, str | None, str | None] | None:
+    """``(ok, got, error)`` from the cell's value (worker-controlled text); None when it is malformed.
+
+    The value must be the repr of a JSON object whose ``ok`` is a bool and whose ``got`` and
+    ``error`` are strings or absent; anything else (a list, a number, a nested object) is malformed.
+    """
+    try:
+        verdict = json.loads(ast.literal_eval(value or ""))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("ok"), bool):
+        return None
+    got, error = verdict.get("got"), verdict.get("error")
+    if not isinstance(got, str | None) or not isinstance(error, str | None):
+        return None
+    return verdict["ok"], got, error
 
 
 def run_visible(
