@@ -8,13 +8,14 @@ results row, hanging, killing its parent or itself, exit hooks, stealing the che
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from codeloop.evals.checker import CheckResult, Outcome, check_sample
 from codeloop.evals.problems import Problem
 from codeloop.evals.samples import Sample
-from codeloop.evals.sessions import SessionFactory, sandbox_factory
+from codeloop.evals.sessions import Session, SessionFactory, sandbox_factory
 from codeloop.evals.zygote import ForkChecker
 
 TASK = "HumanEval/2"
@@ -193,6 +194,61 @@ def test_nothing_a_sample_leaves_running_outlives_its_check(problems: dict[str, 
         "    return number % 1.0\n"
     )
     assert _check(problems, open_session, probe).passed
+
+
+_KEPT_SETUP = (
+    "import os\n"
+    "d = os.path.join(os.environ['HOME'], '.cache', 'matplotlib')\n"
+    "os.makedirs(d, exist_ok=True)\n"
+    "open(os.path.join(d, 'fontlist.json'), 'w').write('original')\n"
+)
+
+
+def test_what_a_sample_leaves_inside_kept_directories_never_reaches_the_next(problems: dict[str, Problem]) -> None:
+    """The template starts with a directory of its own (as a seeded ~/.cache/matplotlib): files a
+    sample adds inside it are gone before the next sample, and a kept file it rewrites is the
+    original again (the template is replaced); a sample that changes nothing keeps the template."""
+    fresh = sandbox_factory(timeout=5.0)
+
+    @contextmanager
+    def open_session() -> Iterator[Session]:
+        with fresh() as session:
+            assert session.run(_KEPT_SETUP).status == "ok"
+            yield session
+
+    leaver = (
+        "    import os\n"
+        "    d = os.path.join(os.environ['HOME'], '.cache', 'matplotlib')\n"
+        "    open(os.path.join(d, 'leftover.txt'), 'w').write('x')\n"
+        "    os.makedirs(os.path.join(d, 'sub', 'deeper'), exist_ok=True)\n"
+        "    open(os.path.join(d, 'sub', 'deeper', 'x'), 'w').write('x')\n"
+        "    open(os.path.join(d, '..', 'new.txt'), 'w').write('x')\n"
+        "    return number % 1.0\n"
+    )
+    probe = (
+        "    import os\n"
+        "    d = os.path.join(os.environ['HOME'], '.cache', 'matplotlib')\n"
+        "    for left in ('leftover.txt', 'sub', '../new.txt'):\n"
+        "        assert not os.path.lexists(os.path.join(d, left)), left\n"
+        "    assert open(os.path.join(d, 'fontlist.json')).read() == 'original'\n"
+        "    return number % 1.0\n"
+    )
+    rewriter = (
+        "    import os\n"
+        "    open(os.path.join(os.environ['HOME'], '.cache', 'matplotlib', 'fontlist.json'), 'w').write('forged')\n"
+        "    return number % 1.0\n"
+    )
+    with ForkChecker(open_session, timeout=3.0) as forker:
+        check = lambda completion: forker.check(Sample(TASK, 0, completion), problems[TASK])  # noqa: E731
+        assert check(probe).passed
+        template = forker._session
+        assert check(leaver).passed
+        assert forker._session is template  # everything it added was removed: no new template needed
+        verdict = check(probe)
+        assert verdict.passed, verdict.result
+        assert check(rewriter).passed
+        verdict = check(probe)
+        assert verdict.passed, verdict.result
 
 
 @pytest.mark.slow

@@ -70,7 +70,9 @@ class ForkChecker:
         # Killing every process of the session's uid is right only inside its own pid namespace
         # with a uid of its own; anywhere else it could reach processes that are not the sample's.
         sweep = bool(isolation.get("namespaces") and isolation.get("uid"))
-        started = session.run(_TEMPLATE + f"\n_codeloop_zygote = _Zygote(sweep={sweep})\n", timeout=30)
+        # In a mount namespace /tmp is the session's own tmpfs: the template may clean inside it.
+        private_tmp = bool(isolation.get("namespaces"))
+        started = session.run(_TEMPLATE + f"\n_codeloop_zygote = _Zygote(sweep={sweep}, private_tmp={private_tmp})\n", timeout=30)
         if started.status != "ok":
             self.close()
             raise SandboxError(f"the checker's template session did not start: {started.status} {error_summary(started)}")

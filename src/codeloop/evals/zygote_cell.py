@@ -11,7 +11,9 @@ What a sample cannot do, and why:
 * **see or touch another sample**: it is a new process with a new namespace, in a working
   directory of its own; no directory it can write is on ``sys.path`` (a planted ``typing/``
   package is never imported by a later sample); the files it leaves in the session directory
-  and /tmp are removed by descriptor (whatever their permissions or depth), and (with a pid
+  and /tmp are removed by descriptor (whatever their permissions or depth), inside the
+  directories the template started with (a seeded ~/.cache/matplotlib) too, and a change to
+  what the template started with replaces the template; and (with a pid
   namespace and a uid of the session's own) every process it left behind is killed after its
   check; limits it set on this process (``prlimit``, priority, affinity) are found after its
   check, and the template is then replaced (``restart`` in the verdict) before the next sample;
@@ -93,7 +95,9 @@ def _unlink(parent, name, rmdir=False):
         (os.rmdir if rmdir else os.unlink)(name, dir_fd=parent)
 
 
-def _level(fd, keep=()):
+def _level(fd, keep):
+    """Unlink the entries of ``fd`` that ``keep`` (a ``_tree`` of it) does not hold; return the
+    directories to descend into, each with what to keep inside it (None: remove it whole)."""
     try:
         entries = list(os.scandir(fd))
     except PermissionError:
@@ -101,48 +105,90 @@ def _level(fd, keep=()):
         entries = list(os.scandir(fd))
     subdirs = []
     for entry in entries:
-        if entry.name in keep:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            subdirs.append(entry.name)
+        kept = keep.get(entry.name)
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if kept is not None:
+            if kept[0] == "d" and is_dir:
+                subdirs.append((entry.name, kept[-1]))
+            continue  # a kept file, or a kept name that changed kind: the comparison with the tree sees it
+        if is_dir:
+            subdirs.append((entry.name, None))
         else:
             try:
                 _unlink(fd, entry.name)
             except IsADirectoryError:
-                subdirs.append(entry.name)
+                subdirs.append((entry.name, None))
     return subdirs
 
 
 def remove_new(directory, keep):
-    """Remove every entry of ``directory`` not named in ``keep``: by descriptor, never following a
-    link, iteratively (any depth), making directories of the tree writable where a sample did not."""
+    """Remove every entry below ``directory`` that ``keep`` (its ``_tree`` when the template
+    started) does not hold, at any depth, inside kept directories too: by descriptor, never
+    following a link, iteratively, making directories writable where a sample did not."""
     top = os.open(directory, _DIR)
-    stack = [(top, None, _level(top, keep))]
+    stack = [(top, None, _level(top, keep), False)]
     moved = 0
     try:
         while stack:
-            fd, name, pending = stack[-1]
+            fd, name, pending, remove = stack[-1]
             if pending:
-                sub = pending.pop()
+                sub, inner = pending.pop()
                 if len(stack) >= _MAX_DEPTH:  # too deep to hold a descriptor per level: move it up
+                    if inner is not None:
+                        continue  # a kept directory this deep: left as it is (the template is replaced)
                     moved += 1
                     target = f".codeloop-deep-{os.getpid()}-{moved}"
                     os.rename(sub, target, src_dir_fd=fd, dst_dir_fd=top)
-                    stack[0][2].append(target)
+                    stack[0][2].append((target, None))
                     continue
                 child = _open_dir(fd, sub)
                 if child is not None:
-                    stack.append((child, sub, _level(child)))
+                    stack.append((child, sub, _level(child, inner or {}), inner is None))
                 continue
             stack.pop()
             if stack:
                 os.close(fd)
-                _unlink(stack[-1][0], name, rmdir=True)
+                if remove:
+                    _unlink(stack[-1][0], name, rmdir=True)
     finally:
-        for fd, _name, _pending in stack:
+        for fd, _name, _pending, _remove in stack:
             os.close(fd)
         if not stack:
             os.close(top)
+
+
+def _tree(fd, depth=0):
+    """What the directory open at ``fd`` holds, to compare after a check: for each name its kind,
+    inode and mode, and a file's ctime (any write or chmod changes it) or a directory's entries.
+    By descriptor, never following a link."""
+    tree: dict[str, tuple[object, ...]] = {}
+    for entry in os.scandir(fd):
+        st = entry.stat(follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode) or depth >= _MAX_DEPTH:
+            tree[entry.name] = ("f", st.st_ino, st.st_mode, st.st_ctime_ns)
+            continue
+        try:
+            child = os.open(entry.name, _DIR, dir_fd=fd)
+        except OSError:  # unreadable: compared by its inode and mode alone
+            tree[entry.name] = ("d?", st.st_ino, st.st_mode)
+            continue
+        try:
+            tree[entry.name] = ("d", st.st_ino, st.st_mode, _tree(child, depth + 1))
+        finally:
+            os.close(child)
+    return tree
+
+
+def tree_of(directory, deep=True):
+    """``_tree`` of ``directory``, opened without following a link; without ``deep`` only the
+    names in it, each kept whole (what ``remove_new`` then leaves alone, contents and all)."""
+    if not deep:
+        return dict.fromkeys(os.listdir(directory), ("opaque",))
+    fd = os.open(directory, _DIR)
+    try:
+        return _tree(fd)
+    finally:
+        os.close(fd)
 
 
 def _under(path, root):
@@ -169,7 +215,7 @@ def _process_state():
 
 
 class _Zygote:
-    def __init__(self, sweep):
+    def __init__(self, sweep, private_tmp=False):
         self.sweep = sweep
         self.root = os.getcwd()
         self.tmp = None  # the session's private /tmp (bubblewrap's, or the jail's TMPDIR without one)
@@ -182,6 +228,10 @@ class _Zygote:
                 if os.access(candidate, os.W_OK):
                     self.tmp = candidate
                     break
+        # /tmp is this session's own only in a mount namespace (bubblewrap's tmpfs); the jail's
+        # TMPDIR always is. Inside a /tmp that may be the host's, directories that were there
+        # are never entered: only new names in /tmp itself are removed, as before.
+        self.deep_tmp = bool(private_tmp) or self.tmp != "/tmp"
         # No directory a sample can write may be on sys.path, here or in a child: a module planted
         # there (typing/, json.py) would run as a later sample's (or this template's) own code.
         writable = [os.path.realpath(d) for d in (self.root, self.tmp, "/dev/shm") if d]
@@ -191,8 +241,11 @@ class _Zygote:
         ]  # fmt: skip
         sys.path_importer_cache.clear()
         self.checks = 0
-        self.keep_root = set(os.listdir(self.root))
-        self.keep_tmp = set(os.listdir(self.tmp)) if self.tmp else set()
+        # What the template starts with (a seeded ~/.cache/matplotlib, say), to the last file: after
+        # each check anything new in it is removed, at any depth, and any other change to it
+        # (a kept file written or removed) replaces the template.
+        self.keep_root = tree_of(self.root)
+        self.keep_tmp = tree_of(self.tmp, self.deep_tmp) if self.tmp else {}
         self.state = _process_state()
         self._no_dump()
 
@@ -281,15 +334,15 @@ class _Zygote:
         except OSError:
             pass
         restart = False
-        for directory, keep in ((self.root, self.keep_root), (self.tmp, self.keep_tmp)):
+        for directory, keep, deep in ((self.root, self.keep_root, True), (self.tmp, self.keep_tmp, self.deep_tmp)):
             if directory is None:
                 continue
             try:
                 remove_new(directory, keep)
-                left = set(os.listdir(directory)) - keep
+                same = tree_of(directory, deep) == keep
             except OSError:
-                left = {"?"}
-            restart = restart or bool(left)  # what a later sample could find: start a clean template
+                same = False
+            restart = restart or not same  # what a later sample could find: start a clean template
         return restart or _process_state() != self.state
 
     @staticmethod
