@@ -11,7 +11,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from analyze_complete_server import ScriptedServer, codeloop, dead_url
+from analyze_complete_server import codeloop, dead_url, scripted_server
+
+from local_servers import ScriptedOpenAIServer
 
 CODE = """\
 import os
@@ -37,8 +39,8 @@ def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def scripted() -> Iterator[ScriptedServer]:
-    server = ScriptedServer()
+def scripted() -> Iterator[ScriptedOpenAIServer]:
+    server = scripted_server()
     try:
         yield server
     finally:
@@ -109,7 +111,7 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     assert "codeloop: error: no such file or directory" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_review_over_http_streams_suggestions_on_real_lines(proj: Path, scripted: ScriptedServer) -> None:
+def test_review_over_http_streams_suggestions_on_real_lines(proj: Path, scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ["6: never pass shell=True with a caller's command; use a list of arguments\n"
                         "40: there is no line 40, this one is dropped\n"]  # fmt: skip
     before = state(proj)
@@ -117,7 +119,7 @@ def test_review_over_http_streams_suggestions_on_real_lines(proj: Path, scripted
     assert done.returncode == 0, done.stderr
     assert "Model review" in done.stdout
     assert "tools.py:6: never pass shell=True" in done.stdout and "line 40" not in done.stdout
-    path, body = scripted.requests[0]
+    path, body = scripted.paths[0], scripted.requests[0]
     assert path.endswith("/chat/completions") and "   6|     return subprocess.call(cmd, shell=True)" in str(
         body
     )
@@ -136,7 +138,7 @@ def test_dead_model_server_keeps_the_findings_and_fails_clearly(proj: Path) -> N
     assert data["findings"] and "review_error" in data["summary"]
 
 
-def test_the_users_files_are_untouched(proj: Path, tmp_path: Path, scripted: ScriptedServer) -> None:
+def test_the_users_files_are_untouched(proj: Path, tmp_path: Path, scripted: ScriptedOpenAIServer) -> None:
     (proj / "pkg").mkdir()
     (proj / "pkg" / "__init__.py").write_text("from .mod import f\n")
     (proj / "pkg" / "mod.py").write_text("def f():\n    return undefined_name\n")

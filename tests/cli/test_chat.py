@@ -18,21 +18,23 @@ from pathlib import Path
 
 import nbformat
 import test_run
-from test_run import ScriptedServer, codeloop, fence
+from test_run import codeloop, fence
+
+from local_servers import ScriptedOpenAIServer
 
 # The same fixtures as test_run.py: an isolated user dir, a scripted model server.
 codeloop_home = test_run.codeloop_home
 scripted = test_run.scripted
 
 
-def chat(server: ScriptedServer, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+def chat(server: ScriptedOpenAIServer, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "codeloop", "chat", "--model", "scripted", "--base-url", server.base_url, *args],
         input=stdin, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
-def test_piped_turns_share_one_sandbox_and_one_history_entry(scripted: ScriptedServer) -> None:
+def test_piped_turns_share_one_sandbox_and_one_history_entry(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = [fence("x = 20 + 1\nprint(x)"), "x is 21.", fence("print(x * 2)"), "Twice x is 42."]
     done = chat(scripted, "set x to 21\ndouble x\n")
     assert done.returncode == 0, done.stderr
@@ -48,7 +50,7 @@ def test_piped_turns_share_one_sandbox_and_one_history_entry(scripted: ScriptedS
     assert [t["task"] for t in stored["turns"]] == ["set x to 21", "double x"]
 
 
-def test_commands(scripted: ScriptedServer, tmp_path: Path) -> None:
+def test_commands(scripted: ScriptedOpenAIServer, tmp_path: Path) -> None:
     scripted.replies = [fence("y = 2 + 3\nprint(y)"), "y is 5.", fence("print(y)"), "It is 5 again."]
     nb_path = tmp_path / "chat.ipynb"
     script = "\n".join(
@@ -74,7 +76,7 @@ def test_commands(scripted: ScriptedServer, tmp_path: Path) -> None:
     assert "print y" in listing
 
 
-def test_multi_line_messages(scripted: ScriptedServer) -> None:
+def test_multi_line_messages(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ["One.", "Two."]
     done = chat(scripted, '"""\nfirst line\nsecond line\n"""\ncontinued \\\nline\n', "--baseline")
     assert done.returncode == 0, done.stderr
@@ -82,7 +84,7 @@ def test_multi_line_messages(scripted: ScriptedServer) -> None:
     assert tasks == ["first line\nsecond line", "continued \nline"]
 
 
-def test_resume_continues_a_stored_chat(scripted: ScriptedServer) -> None:
+def test_resume_continues_a_stored_chat(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = [fence("z = 3 + 4\nprint(z)"), "z is 7."]
     assert chat(scripted, "set z to 7\n").returncode == 0
     scripted.replies = [fence("print(3 * 7)"), "Three z is 21."]
@@ -148,7 +150,7 @@ class Terminal:
         raise AssertionError(f"the chat did not exit; last output: {self.seen[-1000:]!r}")
 
 
-def test_interactive_terminal_ctrl_c_interrupts_a_cell_without_leaving(scripted: ScriptedServer) -> None:
+def test_interactive_terminal_ctrl_c_interrupts_a_cell_without_leaving(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = [
         fence("import time\nprint('sleeping', flush=True)\ntime.sleep(60)"),
         fence("print(6 * 7)"),

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from analyze_complete_server import ScriptedServer, codeloop, dead_url
+from analyze_complete_server import codeloop, dead_url, scripted_server
+
+from local_servers import LlamaServer, ScriptedOpenAIServer
 
 SOURCE = "import os\n\n\ndef home():\n    return os.environ.get()\n"
 
@@ -26,8 +28,8 @@ def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def scripted() -> Iterator[ScriptedServer]:
-    server = ScriptedServer()
+def scripted() -> Iterator[ScriptedOpenAIServer]:
+    server = scripted_server()
     try:
         yield server
     finally:
@@ -41,13 +43,13 @@ def src(tmp_path: Path) -> Path:
     return f
 
 
-def test_fim_prompt_through_the_completions_endpoint(src: Path, scripted: ScriptedServer) -> None:
+def test_fim_prompt_through_the_completions_endpoint(src: Path, scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ['"HOME")\n\ndef user():\n']
     before = (src.read_bytes(), src.stat().st_mtime_ns)
     done = codeloop("complete", f"{src}:5:27", "--model", "s", "--base-url", scripted.base_url)
     assert done.returncode == 0, done.stderr
     assert done.stdout == '"HOME"\n'  # the ")" the file already has is trimmed
-    path, body = scripted.requests[0]
+    path, body = scripted.paths[0], scripted.requests[0]
     assert path.endswith("/v1/completions") and "suffix" not in body
     assert (
         body["prompt"]
@@ -57,7 +59,7 @@ def test_fim_prompt_through_the_completions_endpoint(src: Path, scripted: Script
     assert (src.read_bytes(), src.stat().st_mtime_ns) == before
 
 
-def test_json_and_stdin(scripted: ScriptedServer) -> None:
+def test_json_and_stdin(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ["a * b\n"]
     done = codeloop("complete", "-", "2:12", "--path", "mul.py", "--json", "--model", "s", "--base-url",
                     scripted.base_url, stdin="def mul(a, b):\n    return \n")  # fmt: skip
@@ -74,7 +76,7 @@ def test_json_and_stdin(scripted: ScriptedServer) -> None:
     assert json.loads(again.stdout)["completion"] == "a * b", again.stderr
 
 
-def test_lines_option(src: Path, scripted: ScriptedServer) -> None:
+def test_lines_option(src: Path, scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ["\n    x = 1\n    y = 2\n    z = 3\n"]
     f = src.with_name("blank.py")
     f.write_text("def f():\n")
@@ -104,7 +106,7 @@ def test_dead_server(src: Path) -> None:
     assert done.returncode == 1 and "codeloop: error:" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_serve_answers_json_lines(src: Path, scripted: ScriptedServer) -> None:
+def test_serve_answers_json_lines(src: Path, scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ['"HOME")\n', "2\n"]
     requests = [
         {"id": 1, "path": str(src), "line": 5, "col": 27},
@@ -167,31 +169,11 @@ def test_embedded_model_cold_and_served(real_home: Path, tmp_path: Path) -> None
 def test_a_real_llama_cpp_server_gets_the_same_template(real_home: Path, tmp_path: Path) -> None:
     """llama-cpp-python's server tokenises a suffix-less /v1/completions prompt with special tokens,
     so the FIM markers reach the model as markers: the answer matches the embedded one."""
-    import socket
-    import time
-    import urllib.request
-
     gguf = next((real_home / "models").glob("*.gguf"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "wb")  # closed in the finally below
-    server = subprocess.Popen(
-        [sys.executable, "-m", "codeloop.llm.llama_server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    server = LlamaServer(gguf, tmp_path / "server.log")
     try:
-        base = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text(errors="replace")[-2000:]
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "server not ready"
-                time.sleep(0.3)
+        server.wait_ready(timeout=120)
+        base = server.base_url
         f = tmp_path / "squares.py"
         f.write_text(
             'def squares(n):\n    """The squares of 0..n-1."""\n    return [i * i for i in range()]\n'
@@ -201,10 +183,4 @@ def test_a_real_llama_cpp_server_gets_the_same_template(real_home: Path, tmp_pat
         assert remote.returncode == 0, remote.stderr
         assert json.loads(remote.stdout)["completion"].strip() == "n", remote.stdout
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        log.close()
+        server.stop()

@@ -9,65 +9,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-
-class ScriptedServer:
-    """A minimal OpenAI-compatible chat server that streams scripted replies in order."""
-
-    def __init__(self) -> None:
-        self.replies: list[str] = []
-        self.requests: list[dict[str, Any]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                text = server.replies.pop(0) if server.replies else "Done."
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                try:
-                    for i in range(0, len(text), 5):
-                        self._event({"delta": {"content": text[i : i + 5]}, "finish_reason": None})
-                    self._event({"delta": {}, "finish_reason": "stop"})
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client stopped reading after a closing fence: that is the point
-
-            def _event(self, choice: dict[str, Any]) -> None:
-                chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-                         "choices": [{"index": 0, **choice}]}  # fmt: skip
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                self.wfile.flush()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from local_servers import ScriptedOpenAIServer, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -80,8 +32,8 @@ def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def scripted() -> Iterator[ScriptedServer]:
-    server = ScriptedServer()
+def scripted() -> Iterator[ScriptedOpenAIServer]:
+    server = ScriptedOpenAIServer()
     try:
         yield server
     finally:
@@ -98,7 +50,7 @@ def codeloop(*args: str, stdin: str | None = None, timeout: float = 120) -> subp
     )
 
 
-def scripted_run(server: ScriptedServer, *args: str) -> subprocess.CompletedProcess[str]:
+def scripted_run(server: ScriptedOpenAIServer, *args: str) -> subprocess.CompletedProcess[str]:
     return codeloop("run", "--model", "scripted", "--base-url", server.base_url, *args)
 
 
@@ -106,7 +58,7 @@ def fence(src: str) -> str:
     return f"```python\n{src}\n```"
 
 
-def test_run_streams_the_work_and_prints_the_answer_last(scripted: ScriptedServer) -> None:
+def test_run_streams_the_work_and_prints_the_answer_last(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = [fence("x = 6 * 7\nprint(x)"), "The answer is 42."]
     done = scripted_run(scripted, "What is 6 times 7?")
     assert done.returncode == 0, done.stderr
@@ -122,7 +74,7 @@ def test_run_streams_the_work_and_prints_the_answer_last(scripted: ScriptedServe
     assert first["stop"]
 
 
-def test_json_result_and_history(scripted: ScriptedServer, codeloop_home: Path) -> None:
+def test_json_result_and_history(scripted: ScriptedOpenAIServer, codeloop_home: Path) -> None:
     scripted.replies = [fence("print(sum(range(1, 101)))"), "The sum is 5000."]
     done = scripted_run(scripted, "--json", "Sum of 1 to 100?")
     assert done.returncode == 0, done.stderr
@@ -146,7 +98,7 @@ def test_json_result_and_history(scripted: ScriptedServer, codeloop_home: Path) 
     assert "Answer: 5050" in text.stdout
 
 
-def test_figures_are_saved_next_to_the_history(scripted: ScriptedServer, codeloop_home: Path) -> None:
+def test_figures_are_saved_next_to_the_history(scripted: ScriptedOpenAIServer, codeloop_home: Path) -> None:
     plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nprint('plotted')"
     scripted.replies = [fence(plot), "I plotted it."]
     done = scripted_run(scripted, "Plot squares")
@@ -157,7 +109,7 @@ def test_figures_are_saved_next_to_the_history(scripted: ScriptedServer, codeloo
     assert f"figure: {saved[0]}" in done.stdout
 
 
-def test_exported_notebook_of_a_run_reexecutes(scripted: ScriptedServer, tmp_path: Path) -> None:
+def test_exported_notebook_of_a_run_reexecutes(scripted: ScriptedOpenAIServer, tmp_path: Path) -> None:
     scripted.replies = [
         "Let me compute the squares.\n"
         + fence("squares = [n * n for n in range(5)]\nprint(squares)\nsum(squares"),
@@ -180,7 +132,7 @@ def test_exported_notebook_of_a_run_reexecutes(scripted: ScriptedServer, tmp_pat
     assert code[1].outputs[0].text == "30\n"
 
 
-def test_no_answer_exits_1(scripted: ScriptedServer) -> None:
+def test_no_answer_exits_1(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = [fence("raise ValueError('nope')")] * 3
     done = scripted_run(scripted, "--max-steps", "2", "fail")
     assert done.returncode == 1
@@ -188,9 +140,7 @@ def test_no_answer_exits_1(scripted: ScriptedServer) -> None:
 
 
 def test_model_server_down_is_a_clear_error(codeloop_home: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     done = codeloop("run", "--model", "x", "--base-url", f"http://127.0.0.1:{port}/v1", "--json", "2+2?")
     assert done.returncode == 1
     result = json.loads(done.stdout)
@@ -199,14 +149,14 @@ def test_model_server_down_is_a_clear_error(codeloop_home: Path) -> None:
     assert codeloop("history", "show", str(result["id"]), "--json").returncode == 0
 
 
-def test_usage_errors_exit_2(scripted: ScriptedServer) -> None:
+def test_usage_errors_exit_2(scripted: ScriptedOpenAIServer) -> None:
     assert codeloop("run", stdin="").returncode == 2
     assert scripted_run(scripted, "--max-steps", "0", "x").returncode == 2
     assert codeloop("history", "show").returncode == 2
     assert codeloop("history", "export", "1").returncode == 2
 
 
-def test_task_from_stdin(scripted: ScriptedServer) -> None:
+def test_task_from_stdin(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = [fence("print(2 ** 10)"), "It is 1024."]
     done = subprocess.run(
         [sys.executable, "-m", "codeloop", "run", "--model", "s", "--base-url", scripted.base_url, "-"],
@@ -217,7 +167,7 @@ def test_task_from_stdin(scripted: ScriptedServer) -> None:
     assert scripted.requests[0]["messages"][-1]["content"].split("\n\n")[0] == "What is 2 to the 10th?"
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_the_steps(scripted: ScriptedServer) -> None:
+def test_ctrl_c_stops_cleanly_and_keeps_the_steps(scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = [fence("import time\nprint('started', flush=True)\ntime.sleep(60)")]
     proc = subprocess.Popen(
         [sys.executable, "-m", "codeloop", "run", "--model", "s", "--base-url", scripted.base_url, "sleep"],
@@ -237,7 +187,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_steps(scripted: ScriptedServer) -> N
 
 
 def test_a_corrupt_history_does_not_stop_a_run_and_is_left_alone(
-    scripted: ScriptedServer, codeloop_home: Path
+    scripted: ScriptedOpenAIServer, codeloop_home: Path
 ) -> None:
     codeloop_home.mkdir(parents=True)
     db = codeloop_home / "history.db"

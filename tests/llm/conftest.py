@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_servers import LlamaServer
 
 from codeloop.llm.assemble import prepare
 from codeloop.llm.catalog import QWEN_05B, SMOLLM2_135M
+from local_servers import LlamaServer
 
 _ENV = (
     "CODELOOP_MODEL",

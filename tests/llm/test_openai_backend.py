@@ -10,14 +10,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
-from llm_servers import LlamaServer, free_port
 
 from codeloop.errors import ModelError
 from codeloop.llm import FinishReason, get_model
 from codeloop.llm.openai_backend import OpenAIModel
+from local_servers import HttpServerThread, LlamaServer, free_port
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
@@ -133,16 +133,12 @@ class FakeOpenAIServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = HttpServerThread(Handler)
+        self.base_url = f"{self.server.url}/v1"
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 @pytest.fixture

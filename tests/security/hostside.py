@@ -17,6 +17,7 @@ from pathlib import Path
 
 from codeloop import Sandbox
 from codeloop.sandbox.jail.paths import reachable_by_others
+from local_servers import HttpServerThread
 
 PROC = Path("/proc")
 
@@ -251,17 +252,11 @@ class HttpListener:
                 pass
 
         self.requests = requests
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self.server = HttpServerThread(Handler, poll_interval=0.05)
+        self.port = self.server.port
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join()
+        self.server.close()
 
 
 @contextlib.contextmanager

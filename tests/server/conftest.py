@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import LiveServer, ScriptedModelServer
+from server_helpers import LiveServer
 
 from codeloop.server.app import ServerSettings
+from local_servers import ScriptedOpenAIServer
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +24,8 @@ def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def scripted() -> Iterator[ScriptedModelServer]:
-    server = ScriptedModelServer()
+def scripted() -> Iterator[ScriptedOpenAIServer]:
+    server = ScriptedOpenAIServer()
     yield server
     server.close()
 

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import nbformat
 import pytest
-from server_helpers import LiveServer, ScriptedModelServer
+from server_helpers import LiveServer
+
+from local_servers import ScriptedOpenAIServer
 
 A, B = "token-alpha-123", "token-bravo-456"
 
@@ -239,7 +241,7 @@ def test_shutdown_closes_every_sandbox(serve: Callable[..., LiveServer]) -> None
 
 
 def test_a_task_streams_its_events_and_lands_in_the_history(
-    serve: Callable[..., LiveServer], scripted: ScriptedModelServer
+    serve: Callable[..., LiveServer], scripted: ScriptedOpenAIServer
 ) -> None:
     scripted.replies = [
         "I'll compute it.\n```python\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\nprint(6 * 7)\n```",
@@ -295,7 +297,7 @@ def test_an_unreadable_history_is_a_clear_500_and_left_alone(
     assert db.read_bytes() == b"garbage" * 1000
 
 
-def test_history_is_per_token(serve: Callable[..., LiveServer], scripted: ScriptedModelServer) -> None:
+def test_history_is_per_token(serve: Callable[..., LiveServer], scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ["```python\nprint(2 + 2)\n```", "4"]
     server = serve(tokens=[A, B], model="scripted", base_url=scripted.base_url)
     with httpx.Client(base_url=server.url, timeout=120) as client:
@@ -308,7 +310,7 @@ def test_history_is_per_token(serve: Callable[..., LiveServer], scripted: Script
 
 
 def test_stopping_a_task_ends_it_and_its_cell(
-    serve: Callable[..., LiveServer], scripted: ScriptedModelServer
+    serve: Callable[..., LiveServer], scripted: ScriptedOpenAIServer
 ) -> None:
     scripted.replies = ["```python\nimport time\nprint('sleeping', flush=True)\ntime.sleep(120)\n```"]
     server = serve(model="scripted", base_url=scripted.base_url)
@@ -333,7 +335,7 @@ def test_stopping_a_task_ends_it_and_its_cell(
         assert runs[0]["last_status"] == "interrupted"
 
 
-def test_the_task_cap_answers_429(serve: Callable[..., LiveServer], scripted: ScriptedModelServer) -> None:
+def test_the_task_cap_answers_429(serve: Callable[..., LiveServer], scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ["```python\nimport time\nprint('busy', flush=True)\ntime.sleep(60)\n```"]
     server = serve(model="scripted", base_url=scripted.base_url, max_tasks=1)
     with httpx.Client(base_url=server.url, timeout=120) as client:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from jupyter_client.manager import KernelManager
-from server_helpers import ScriptedModelServer
+
+from local_servers import ScriptedOpenAIServer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -98,7 +99,7 @@ def test_codeloop_exec_runs_in_the_sandbox_not_the_kernel(kernel: Kernel) -> Non
 
 
 def test_codeloop_cell_magic_solves_a_task(kernel: Kernel) -> None:
-    scripted = ScriptedModelServer()
+    scripted = ScriptedOpenAIServer()
     scripted.replies = [
         "```python\nimport matplotlib.pyplot as plt\nplt.plot([0, 1], [0, 1])\ntotal = sum(range(1, 11))\nprint(total)\n```",
         "The total is 55.",

@@ -7,10 +7,8 @@ import base64
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult, ImageContent, TextContent
-from server_helpers import ScriptedModelServer
+
+from local_servers import ScriptedOpenAIServer, free_port, wait_until_answering
 
 
 def text_of(result: CallToolResult) -> str:
@@ -50,7 +49,7 @@ def test_workflow_tools_call_their_workflows(codeloop_home: Path, tmp_path: Path
     (project / "test_stats.py").write_text(
         "from stats import mean\n\n\ndef test_mean():\n    assert mean([1, 2, 3]) == 2\n"
     )
-    scripted = ScriptedModelServer()
+    scripted = ScriptedOpenAIServer()
     scripted.replies = ["```python\ndef mean(xs):\n    return sum(xs) / len(xs)\n```"] * 6
     try:
 
@@ -122,7 +121,7 @@ def test_run_python_over_stdio_keeps_state_returns_figures_and_errors(codeloop_h
 
 
 def test_solve_task_runs_the_agent_loop(codeloop_home: Path) -> None:
-    scripted = ScriptedModelServer()
+    scripted = ScriptedOpenAIServer()
     scripted.replies = [
         "```python\nimport matplotlib.pyplot as plt\nplt.bar([1, 2], [3, 4])\nprint(sum(range(10)))\n```",
         "The sum is 45.",
@@ -145,15 +144,9 @@ def test_solve_task_runs_the_agent_loop(codeloop_home: Path) -> None:
     assert any(isinstance(c, ImageContent) for c in result.content)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_streamable_http_needs_its_token(codeloop_home: Path) -> None:
-    port = _free_port()
+    port = free_port()
     token = "mcp-token-123456"
     proc = subprocess.Popen(
         [sys.executable, "-m", "codeloop", "mcp", "--http", "--port", str(port), "--token", token],
@@ -162,14 +155,8 @@ def test_streamable_http_needs_its_token(codeloop_home: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}/mcp"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                refused = httpx.post(url, json={})
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+        wait_until_answering(url, proc, 60)
+        refused = httpx.post(url, json={})
         assert refused.status_code == 401
 
         async def session() -> str:

@@ -11,9 +11,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from server_helpers import LiveServer, ScriptedModelServer
+from server_helpers import LiveServer
 
 from codeloop.server.workflow_routes import available_workflows
+from local_servers import ScriptedOpenAIServer
 
 
 def needs(workflow: str) -> pytest.MarkDecorator:
@@ -54,7 +55,7 @@ def test_analyze_reports_findings_of_the_files_sent(serve: Callable[..., LiveSer
 
 
 @needs("fix")
-def test_fix_repairs_the_files_sent(serve: Callable[..., LiveServer], scripted: ScriptedModelServer) -> None:
+def test_fix_repairs_the_files_sent(serve: Callable[..., LiveServer], scripted: ScriptedOpenAIServer) -> None:
     scripted.replies = ["```python\ndef mean(xs):\n    return sum(xs) / len(xs)\n```"] * 6
     server = serve(model="scripted", base_url=scripted.base_url)
     with httpx.Client(base_url=server.url, timeout=300) as client:
