@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
+from codeloop.cli.argtypes import positive_int
 from codeloop.errors import CodeloopError
 from codeloop.workflows.analyze import SEVERITIES, Analysis, Finding, analyze_code, review
 from codeloop.workflows.analyze_findings import AnalyzeError
@@ -21,16 +22,6 @@ DESCRIPTION = (
     "maintainability index), and a short model review tied to real lines (--no-model skips it). "
     "Exit status: 0, or 1 when --fail-on finds a finding that severe or the model review fails."
 )
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from codeloop.cli.argtypes import positive_int
 from codeloop.errors import CodeloopError
 
 DESCRIPTION = (
@@ -16,16 +17,6 @@ DESCRIPTION = (
     "--lines N); the file is never changed. --serve keeps the model loaded and answers one JSON request "
     "per stdin line (see docs/workflows.md)."
 )
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from codeloop.cli.run_cmd import positive_float
+from codeloop.cli.argtypes import positive_float
 
 DESCRIPTION = (
     "Serve codeloop's tools to an MCP client (Claude Desktop, an IDE, another agent): run_python "

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codeloop.agent import Agent, Limits, Strategy, TaskStatus, fan_out
+from codeloop.cli.argtypes import positive_float, positive_int
 from codeloop.cli.console import ConsolePrinter
 from codeloop.errors import HistoryError
 
@@ -19,26 +20,6 @@ DESCRIPTION = (
     "(see 'codeloop history'); figures are saved next to it and their paths printed. "
     "Exit status: 0 when an answer was produced, 1 otherwise, 130 on Ctrl-C."
 )
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def add_loop_options(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from codeloop.cli.run_cmd import positive_float, positive_int
+from codeloop.cli.argtypes import positive_float, positive_int
 
 DESCRIPTION = (
     "Serve the HTTP API (sandbox sessions, agent tasks streamed as Server-Sent Events, the history) "
