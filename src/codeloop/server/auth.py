@@ -140,24 +140,19 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Any) -> None:
-        body = json.dumps(
-            {"detail": f"request body too large (this server accepts up to {self.max_bytes} bytes)"}
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body.encode()})
+        await _send_detail(send, 413, f"request body too large (this server accepts up to {self.max_bytes} bytes)")
 
 
 class _TooLarge(Exception):
     pass
+
+
+async def _send_detail(send: Any, status: int, detail: str) -> None:
+    """Answer with ``status`` and the JSON body ``{"detail": detail}`` (ASGI, the app never sees it)."""
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _host_name(host_header: str) -> str:
@@ -190,17 +185,6 @@ class BrowserGuard:
                 if parts.netloc.lower() != host.lower():
                     why = f"requests from pages of another origin ({origin}) are refused"
             if why is not None:
-                body = json.dumps({"detail": why}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 403,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await _send_detail(send, 403, why)
                 return
         await self.app(scope, receive, send)
