@@ -2,7 +2,7 @@
 
 ``Sandbox(...)`` keeps its keyword signature and builds one of these; every check of a number is
 the one ``positive`` (or ``non_negative``) here, also used by the jail's policy and ``run(timeout=)``.
-A leaf module: it imports only errors, the layer registry and the launch types.
+It imports only errors, the layer registry (``layers.py``, which names every layer) and the launch types.
 """
 
 from __future__ import annotations
