@@ -47,6 +47,7 @@ __all__ = [
     "HostSupport",
     "JailState",
     "Layer",
+    "Plan",
     "describe",
     "names",
     "plain_names",
