@@ -62,30 +62,36 @@ def test_positive_is_the_one_number_check() -> None:
 
 
 def test_one_registry_names_every_layer() -> None:
-    assert set(policy.LAYERS) == set(layers.NAMES)
+    assert list(layers.describe()) == list(layers.names()) and all(layers.describe().values())
     with Sandbox(jail=False, prestart=False) as sb:  # the plain launch reports every layer too
-        assert set(sb.isolation) == set(layers.NAMES)
-        assert {name for name, on in sb.isolation.items() if on} == set(layers.PLAIN)
+        assert list(sb.isolation) == list(layers.names())
+        assert {name for name, on in sb.isolation.items() if on} == set(layers.plain_names())
 
 
-def test_the_registry_points_at_real_probes_plans_and_in_worker_steps(tmp_path: __import__("pathlib").Path) -> None:
-    """Each layer's probe is a HostSupport field, its in-worker step a function of inworker.py, and
-    its plan key one the jail writes (checked on a plan for this host), so the registry cannot rot."""
-    from codeloop.sandbox.jail import inworker, jailer, probe
+def test_every_planned_step_is_an_in_worker_function(tmp_path: __import__("pathlib").Path) -> None:
+    """Every step the layers plan on this host is a public function of inworker.py, in the order
+    the worker must apply them; the plan is plain JSON, so it survives the trip through the env."""
+    import json
 
-    fields = {f.name for f in dataclasses.fields(probe.HostSupport)}
-    plan_keys = {"umask", "rlimits", "seccomp_fd", "uid", "gid", "drop_caps", "landlock"}
     from codeloop.sandbox import hostfs
+    from codeloop.sandbox.jail import inworker, jailer
 
     session = hostfs.new_session_dir(tmp_path)
-    jail = jailer.WorkerJail(policy.JailPolicy(session_dir=session), host=probe.probe_host())
+    jail = jailer.WorkerJail(policy.JailPolicy(session_dir=session))
     try:
-        written = set(jail._plan(None)) | {"seccomp_fd"}
+        plan = json.loads(jail.wrap(["true"]).env[inworker.ENV_VAR])
     finally:
         jail.close()
         hostfs.remove_session(session)
-    for layer in layers.LAYERS:
-        assert layer.probe is None or layer.probe in fields, layer
-        assert layer.in_worker is None or callable(getattr(inworker, layer.in_worker, None)), layer
-        assert layer.plan is None or layer.plan in plan_keys, layer
-    assert written <= plan_keys
+    steps = [step for step, _kwargs, *_file in plan["steps"]]
+    for step in steps:
+        assert callable(getattr(inworker, step, None)) and not step.startswith("_"), step
+    order = ["apply_rlimits", "drop_privileges", "drop_capabilities", "load_seccomp_fd", "landlock_restrict"]
+    assert steps[0] == "apply_rlimits" and steps == sorted(steps, key=order.index)
+    assert len({"drop_privileges", "drop_capabilities"} & set(steps)) == 1
+
+
+def test_register_refuses_a_name_twice() -> None:
+    with pytest.raises(ValueError, match="new name"):
+        layers.register(layers.Rlimits())
+    assert layers.names().count("rlimits") == 1

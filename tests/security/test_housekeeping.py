@@ -235,13 +235,10 @@ def test_root_without_namespaces_or_a_session_uid_refuses(monkeypatch: pytest.Mo
     if os.geteuid() != 0:
         pytest.skip("the refusal concerns root callers")
     from codeloop.errors import SandboxUnavailable
-    from codeloop.sandbox.jail import probe
+    from codeloop.sandbox import layers
 
-    real = probe.probe_host()
-    lacking = probe.HostSupport(
-        None, None, real.can_switch_uid, real.landlock_abi, real.seccomp, None,
-        {**real.reasons, "namespaces": "no bwrap binary (simulated)"},
-    )  # fmt: skip
+    real = layers.probe_host()
+    lacking = real.without("namespaces", "no bwrap binary (simulated)").without("cgroups", "none (simulated)")
     monkeypatch.setattr(jailer, "probe_host", lambda: lacking)
     private = root / "private"
     private.mkdir(mode=0o700)  # no uid but root's can pass: the session uid is off

@@ -13,17 +13,8 @@ from hostside import SANDBOX_PYTHON, alive, session_processes, status, wait_unti
 
 from codeloop import Sandbox
 from codeloop.errors import ConfigError, SandboxError, SandboxUnavailable
-from codeloop.sandbox.jail import (
-    bwrap,
-    cgroups,
-    inworker,
-    jailer,
-    launch,
-    policy,
-    probe,
-    seccomp_filter,
-    uids,
-)
+from codeloop.sandbox import layers as registry
+from codeloop.sandbox.jail import bwrap, cgroups, inworker, jailer, launch, policy, seccomp_filter, uids
 
 Open = Callable[..., Sandbox]
 Need = Callable[..., None]
@@ -33,7 +24,7 @@ def test_every_layer_is_reported_and_every_missing_one_explained(
     layers: tuple[dict[str, bool], list[str]],
 ) -> None:
     active, notes = layers
-    assert set(policy.LAYERS) <= set(active), set(policy.LAYERS) - set(active)
+    assert set(registry.names()) <= set(active), set(registry.names()) - set(active)
     for name, on in active.items():
         if not on:
             assert any(note.startswith(f"{name}:") for note in notes), (name, notes)
@@ -76,11 +67,7 @@ def test_worker_command_lines_carry_no_secrets(open_sandbox: Open, token: str) -
 
 
 def test_require_refuses_a_missing_layer_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    host = probe.probe_host()
-    lacking = probe.HostSupport(
-        host.bwrap, host.bwrap_mode, host.can_switch_uid, 0, host.seccomp, host.cgroups,
-        {**host.reasons, "landlock": "this kernel has no Landlock (simulated)"},
-    )  # fmt: skip
+    lacking = registry.probe_host().without("landlock", "this kernel has no Landlock (simulated)")
     monkeypatch.setattr(jailer, "probe_host", lambda: lacking)
     with pytest.raises(SandboxUnavailable, match=r"landlock.*simulated"):
         Sandbox(require=["landlock"], prestart=False)
@@ -90,16 +77,7 @@ def test_require_refuses_a_missing_layer_with_its_reason(monkeypatch: pytest.Mon
 
 
 def test_strict_refuses_a_missing_layer(monkeypatch: pytest.MonkeyPatch) -> None:
-    host = probe.probe_host()
-    lacking = probe.HostSupport(
-        None,
-        None,
-        host.can_switch_uid,
-        host.landlock_abi,
-        host.seccomp,
-        host.cgroups,
-        {"namespaces": "simulated"},
-    )
+    lacking = registry.probe_host().without("namespaces", "simulated")
     monkeypatch.setattr(jailer, "probe_host", lambda: lacking)
     with pytest.raises(SandboxUnavailable, match="namespaces"):
         Sandbox(strict=True, prestart=False)
@@ -145,7 +123,7 @@ def test_only_private_directories_are_handed_to_a_session_uid(tmp_path: Path, ba
         path = bad
     before = os.lstat(path).st_uid
     with pytest.raises(SandboxError, match="not a private session directory"):
-        jailer._check_private_dir(path)
+        uids.check_private_dir(path)
     assert os.lstat(path).st_uid == before
 
 
@@ -154,8 +132,9 @@ def test_policy_rejects_bad_values(tmp_path: Path) -> None:
         policy.JailPolicy(session_dir=tmp_path, memory_mb=-1)
     with pytest.raises(ConfigError):
         policy.JailPolicy(session_dir=Path("relative"))
-    limits = policy.JailPolicy(session_dir=tmp_path, memory_mb=100, cpu_seconds=7).rlimits(nproc=True)
-    assert limits["as"] == 100 << 20 and limits["cpu"] == 7 and limits["core"] == 0 and "nproc" in limits
+    limits = policy.JailPolicy(session_dir=tmp_path, memory_mb=100, cpu_seconds=7).rlimits()
+    assert limits["as"] == 100 << 20 and limits["cpu"] == 7 and limits["core"] == 0
+    assert "nproc" not in limits  # the process_limit layer adds it where it counts the session alone
 
 
 def test_seccomp_program_compiles_for_each_setting() -> None:
@@ -167,7 +146,7 @@ def test_seccomp_program_compiles_for_each_setting() -> None:
 @pytest.mark.parametrize("network", [False, True])
 def test_bwrap_command_line(tmp_path: Path, network: bool) -> None:
     argv = bwrap.bwrap_argv(
-        "/bwrap", probe.BwrapMode.PRIVILEGED, read_only=["/usr"], session_dir=str(tmp_path), tmp_size_bytes=1 << 20,
+        "/bwrap", bwrap.BwrapMode.PRIVILEGED, read_only=["/usr"], session_dir=str(tmp_path), tmp_size_bytes=1 << 20,
         network=network, switch_uid=True, seccomp_fd=11, command=["python", "w.py"],
     )  # fmt: skip
     assert ("--unshare-net" in argv) is not network
@@ -182,7 +161,7 @@ def test_paths_under_tmp_are_bound_over_the_private_tmp(tmp_path: Path) -> None:
     # mounted first, else it hides the interpreter and every worker dies at exec.
     venv = "/tmp/ci-checkout/.venv"
     argv = bwrap.bwrap_argv(
-        "/bwrap", probe.BwrapMode.PRIVILEGED, read_only=["/usr", venv], session_dir=str(tmp_path), tmp_size_bytes=1 << 20,
+        "/bwrap", bwrap.BwrapMode.PRIVILEGED, read_only=["/usr", venv], session_dir=str(tmp_path), tmp_size_bytes=1 << 20,
         network=False, switch_uid=True, seccomp_fd=None, command=["python", "w.py"],
     )  # fmt: skip
     tmpfs_at = next(i for i in range(len(argv) - 1) if argv[i] == "--tmpfs" and argv[i + 1] == "/tmp")
@@ -246,7 +225,7 @@ def test_closing_a_session_frees_its_uid_and_cgroup(open_sandbox: Open, need: Ne
     uid = int(status(worker_pid(sb))["Uid"].split()[0])
     jail = sb._launch.jail
     assert jail is not None
-    groups = list(jail._cgroup.dirs.values()) if jail._cgroup is not None else []
+    groups = list(jail.state.cgroup.dirs.values()) if jail.state.cgroup is not None else []
     sb.close()
     assert wait_until(lambda: not any(alive(p) for p in _pids_of(uid)))
     assert not any(d.exists() for d in groups)
@@ -264,8 +243,8 @@ def _pids_of(uid: int) -> list[int]:
 def test_nproc_in_a_user_namespace_counts_the_session_alone() -> None:
     """What process_limit rests on for unprivileged callers: in its own user namespace a session's
     RLIMIT_NPROC counts its own processes, not the caller's (who here already runs 30)."""
-    host = probe.probe_host()
-    if os.geteuid() != 0 or host.bwrap is None or host.bwrap_mode is None:
+    found = registry.probe_host().found["namespaces"]
+    if os.geteuid() != 0 or found is None:
         pytest.skip("needs root (to act as an ordinary uid) and a working bubblewrap")
     lease = uids.UidLease.acquire()
     as_user = {"user": lease.uid, "group": lease.gid, "extra_groups": [], "start_new_session": True}
@@ -277,7 +256,7 @@ def test_nproc_in_a_user_namespace_counts_the_session_alone() -> None:
             "    if pid == 0:\n        time.sleep(3)\n        os._exit(0)\n    n += 1\nprint(n)"
         )
         argv = bwrap.bwrap_argv(
-            host.bwrap, probe.BwrapMode.USERNS, read_only=["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache"],
+            found.path, bwrap.BwrapMode.USERNS, read_only=["/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache"],
             session_dir="/tmp", tmp_size_bytes=1 << 20, network=False, switch_uid=False, seccomp_fd=None,
             command=["/usr/bin/python3", "-I", "-c", code],
         )  # fmt: skip

@@ -2,7 +2,7 @@
 
 ``Sandbox(...)`` keeps its keyword signature and builds one of these; every check of a number is
 the one ``positive`` (or ``non_negative``) here, also used by the jail's policy and ``run(timeout=)``.
-A leaf module: it imports only errors, the layer registry and the launch types.
+It imports only errors, the layer registry (``layers.py``, which names every layer) and the launch types.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from codeloop.errors import ConfigError
 from codeloop.sandbox.launch_types import WORKER_SCRIPT, LaunchSpec
-from codeloop.sandbox.layers import NAMES, strict_layers
+from codeloop.sandbox.layers import names, strict_layers
 
 __all__ = [
     "LIMIT_NAMES",
@@ -47,10 +47,10 @@ def non_negative(name: str, value: object) -> None:
         raise ConfigError(f"{name} must be a non-negative integer, not {value!r}")
 
 
-def check_layer_names(names: Iterable[str], known: Iterable[str] = NAMES) -> list[str]:
-    """The names as a list; a name that is no layer raises ConfigError listing the valid ones."""
-    known_set = set(known)
-    wanted = list(names) if not isinstance(names, str) else [names]
+def check_layer_names(wanted_names: Iterable[str], known: Iterable[str] | None = None) -> list[str]:
+    """The names as a list; a name that is no registered layer raises ConfigError listing the valid ones."""
+    known_set = set(names() if known is None else known)
+    wanted = list(wanted_names) if not isinstance(wanted_names, str) else [wanted_names]
     unknown = [n for n in wanted if n not in known_set]
     if unknown:
         raise ConfigError(f"unknown isolation layer(s) {unknown}; known layers: {sorted(known_set)}")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 # re-exported here, where callers have always found them.
 from codeloop.sandbox.jail.launch import jail_launch, require_layers, required_layers
 from codeloop.sandbox.launch_types import REPLY_FD, REQUEST_FD, WORKER_SCRIPT, Launch, LaunchSpec
-from codeloop.sandbox.layers import NAMES, PLAIN
+from codeloop.sandbox.layers import names, plain_names
 
 if TYPE_CHECKING:
     from codeloop.sandbox.jail.uids import UidLease
@@ -80,7 +80,8 @@ def build_launch(spec: LaunchSpec, uid_lease: UidLease | None = None) -> Launch:
 def _plain_launch(spec: LaunchSpec) -> Launch:
     """The plain launch: a separate process group and a clean environment, no jail layers."""
     argv = [spec.python, "-I", "-B", str(spec.worker), str(spec.session_dir)]
-    isolation = {name: name in PLAIN for name in NAMES}
+    plain = plain_names()
+    isolation = {name: name in plain for name in names()}
     notes = [
         "rlimits: not applied (no jail layer installed)"
         + (f"; memory_mb={spec.memory_mb} is not enforced" if spec.memory_mb else ""),

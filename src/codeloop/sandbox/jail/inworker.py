@@ -1,10 +1,12 @@
 """The part of the jail that runs inside the worker, before any user code.
 
 Stdlib only and free of package imports: the worker loads this file by path inside the jail,
-where nothing but the interpreter and this directory are visible. It applies, in order:
-rlimits, the drop to the session uid, the seccomp filter (only when bubblewrap did not load it)
-and Landlock. The host hands the plan over in the ``CODELOOP_JAIL`` environment variable (JSON);
-every step that was asked for and fails raises, so the worker dies before running user code.
+where nothing but the interpreter and this directory are visible. The host hands the plan over in
+the ``CODELOOP_JAIL`` environment variable (JSON): a list of steps, each a function of this file
+(or of a stdlib-only file the plan names, which the jail makes readable) and its arguments, in the
+order of the layer registry (``sandbox/layers.py``): rlimits, the drop to the session uid (or of
+every capability), the seccomp filter (only when bubblewrap did not load it) and Landlock. Every
+step that was asked for and fails raises, so the worker dies before running user code.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "landlock_abi",
     "landlock_restrict",
     "load_seccomp_bpf",
+    "load_seccomp_fd",
     "read_program",
 ]
 
@@ -214,6 +217,11 @@ def load_seccomp_bpf(program: bytes) -> None:
     )
 
 
+def load_seccomp_fd(fd: int) -> None:
+    """Install the filter the host handed over on ``fd`` (and close ``fd``)."""
+    load_seccomp_bpf(read_program(fd))
+
+
 # --- Landlock ---------------------------------------------------------------------------------
 
 FS_EXECUTE = 1 << 0
@@ -340,48 +348,60 @@ def _add_path_rule(ruleset: int, path: str, access: int) -> None:
 # --- the whole plan ---------------------------------------------------------------------------
 
 
-def close_stray_fds(keep_below: int) -> None:
-    """Close every descriptor >= ``keep_below``: nothing the host leaked may reach user code."""
+def close_stray_fds(keep_below: int, keep: Iterable[int] = ()) -> None:
+    """Close every descriptor >= ``keep_below`` but ``keep``: nothing the host leaked may reach user code."""
+    kept = set(keep)
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
         fds = list(range(keep_below, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
     for fd in fds:
-        if fd >= keep_below:
+        if fd >= keep_below and fd not in kept:
             try:
                 os.close(fd)
             except OSError:
                 pass
 
 
+def _find_step(name: str, file: str | None, loaded: dict[str, dict[str, Any]]) -> Any:
+    """The step function ``name``: of this file, or of ``file`` (loaded by path, once)."""
+    if file is None:
+        space = globals()
+    elif file in loaded:
+        space = loaded[file]
+    else:
+        try:
+            with open(file, "rb") as f:
+                code = compile(f.read(), file, "exec")
+        except OSError as e:
+            raise JailSetupError(e.errno or 1, f"in-worker steps {file}: {e.strerror}") from e
+        space = loaded[file] = {"__name__": "codeloop_jail_step", "__file__": file}
+        exec(code, space)
+    step = space.get(name)
+    if name.startswith("_") or not callable(step):
+        raise JailSetupError(22, f"no in-worker step {name!r} in {file or 'inworker.py'}")
+    return step
+
+
 def apply_plan(plan: Mapping[str, Any]) -> dict[str, bool]:
-    """Apply every step of ``plan`` (the host's JSON); returns which steps ran."""
-    done: dict[str, bool] = {}
-    program = read_program(int(plan["seccomp_fd"])) if plan.get("seccomp_fd") is not None else None
-    close_stray_fds(int(plan.get("keep_fds", 5)))  # before RLIMIT_NOFILE hides the high ones
+    """Apply every step of ``plan`` (the host's JSON), in its order; returns which steps ran.
+
+    Every step is found (its file read) before any runs: a later step's file need not stay
+    readable once the uid drops or Landlock holds.
+    """
+    loaded: dict[str, dict[str, Any]] = {}
+    steps = [
+        (name, _find_step(name, (file or [None])[0], loaded), kwargs)
+        for name, kwargs, *file in plan.get("steps", ())
+    ]
+    # before RLIMIT_NOFILE hides the high ones; the descriptors steps read stay open until then
+    close_stray_fds(int(plan.get("keep_fds_below", 5)), plan.get("keep_fds", ()))
     if plan.get("umask") is not None:
         os.umask(int(plan["umask"]))
-    if plan.get("rlimits"):
-        apply_rlimits(plan["rlimits"])
-        done["rlimits"] = True
-    if plan.get("uid") is not None:
-        drop_privileges(int(plan["uid"]), int(plan["gid"]))
-        done["uid"] = True
-    elif plan.get("drop_caps"):
-        drop_capabilities()
-        done["caps"] = True
-    if program is not None:
-        load_seccomp_bpf(program)
-        done["seccomp"] = True
-    landlock = plan.get("landlock")
-    if landlock:
-        landlock_restrict(
-            landlock.get("read", ()),
-            landlock.get("write", ()),
-            landlock.get("devices", ()),
-            bool(landlock.get("allow_tcp", False)),
-        )
-        done["landlock"] = True
+    done: dict[str, bool] = {}
+    for name, step, kwargs in steps:
+        step(**kwargs)
+        done[name] = True
     return done
 
 

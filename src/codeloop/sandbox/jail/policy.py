@@ -8,12 +8,8 @@ from pathlib import Path
 
 from codeloop.errors import ConfigError
 from codeloop.sandbox.config import LIMIT_NAMES, check_layer_names, check_limits, positive
-from codeloop.sandbox.layers import describe
 
-__all__ = ["LAYERS", "LIMIT_NAMES", "JailPolicy", "check_layer_names", "check_limits"]
-
-# Every layer reported in ``sb.isolation``: the one registry (SECURITY.md says what each promises).
-LAYERS: dict[str, str] = describe()
+__all__ = ["LIMIT_NAMES", "JailPolicy", "check_layer_names", "check_limits"]
 
 _MB = 1024 * 1024
 
@@ -49,8 +45,9 @@ class JailPolicy:
         if not Path(self.session_dir).is_absolute():
             raise ConfigError(f"the session directory must be an absolute path, got {self.session_dir}")
 
-    def rlimits(self, nproc: bool) -> dict[str, int]:
-        """The rlimits applied in the worker (names as in ``inworker.apply_rlimits``)."""
+    def rlimits(self) -> dict[str, int]:
+        """The rlimits applied in the worker (names as in ``inworker.apply_rlimits``); the
+        ``process_limit`` layer adds ``nproc`` where it counts the session alone."""
         limits = {
             "fsize": self.file_size_mb * _MB,
             "nofile": self.open_files,
@@ -62,8 +59,6 @@ class JailPolicy:
             limits["as"] = self.memory_mb * _MB
         if self.cpu_seconds is not None:
             limits["cpu"] = self.cpu_seconds
-        if nproc:
-            limits["nproc"] = self.processes
         return limits
 
     def cgroup_memory_bytes(self) -> int | None:

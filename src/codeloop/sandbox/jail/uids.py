@@ -21,7 +21,15 @@ from pathlib import Path
 
 from codeloop.errors import SandboxError
 
-__all__ = ["RESERVED_RANGES", "UID_BASE", "UID_COUNT", "UidLease", "kill_uid"]
+__all__ = [
+    "RESERVED_RANGES",
+    "UID_BASE",
+    "UID_COUNT",
+    "UidLease",
+    "can_switch_uid",
+    "check_private_dir",
+    "kill_uid",
+]
 
 # Far above login users and subordinate-id ranges (100000-165535 typical), and outside every range
 # systemd assigns (docs/UIDS-GIDS.md): its dynamic users (61184-65519), the container range that
@@ -174,3 +182,56 @@ class UidLease:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+# CAP_SETGID=6, CAP_SETUID=7, CAP_SETPCAP=8: what the worker needs to drop to the session uid.
+_UID_SWITCH_CAPS = (1 << 6) | (1 << 7) | (1 << 8)
+_SYSTEM_DIRS = frozenset(
+    {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt", "/proc", "/root",
+     "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/work"}
+)  # fmt: skip
+
+
+def _effective_caps() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def can_switch_uid() -> tuple[bool, str]:
+    """Whether this process may start workers as session uids; if not, why."""
+    if os.geteuid() != 0:
+        return False, "not running as root: the worker keeps the caller's uid"
+    if (_effective_caps() & _UID_SWITCH_CAPS) != _UID_SWITCH_CAPS:
+        return False, "root without CAP_SETUID/CAP_SETGID/CAP_SETPCAP: cannot switch to a session uid"
+    return True, ""
+
+
+def check_private_dir(path: str) -> None:
+    """Refuse to hand anything but a private session directory to a session uid.
+
+    A session directory is a real directory (not a link), at least two levels below ``/``,
+    owned by us (or by an earlier session uid) and not writable by others.
+    """
+    real = os.path.realpath(path)
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise SandboxError(f"session directory {path} is unusable: {e}") from e
+    owner_ok = st.st_uid == os.geteuid() or UID_BASE <= st.st_uid < UID_BASE + UID_COUNT
+    if (
+        real != os.path.abspath(path)
+        or real.count("/") < 2
+        or real in _SYSTEM_DIRS
+        or not stat.S_ISDIR(st.st_mode)
+        or not owner_ok
+        or st.st_mode & 0o022
+    ):
+        raise SandboxError(
+            f"refusing to give {path} to a session uid: not a private session directory "
+            "(a real directory two or more levels deep, owned by us, not writable by others)"
+        )
