@@ -112,3 +112,29 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("x = (1,\n")
     with pytest.raises(InputError, match=r"syntax error in .*broken.py, line 1"):
         debug(tmp_path / "broken.py", use_model=False)
+
+
+def test_without_fix_the_first_usable_proposal_is_shown_and_not_run(tmp_path: Path) -> None:
+    make_project(tmp_path, {"avg.py": AVG})
+    events: list[tuple[str, dict[str, object]]] = []
+    model = FakeModel("values is [] here\n" + fenced(MEAN_FIXED))
+    result = debug(tmp_path / "avg.py", ["x"], model=model, on_event=lambda kind, data: events.append((kind, data)))
+    assert len(model.requests) == 1 and model.requests[0].temperature == 0.0 and model.requests[0].seed == 0
+    assert result.fixed is None and result.rerun is None and "+    if not values:" in result.diff
+    assert result.message == "a fix is proposed (not run; use --fix to check it)"
+    assert [k for k, _ in events] == ["run", "run"]  # no rerun without --fix
+    assert result.timings["rerun_s"] == 0.0
+
+
+def test_fix_tries_candidates_until_one_reruns_clean(tmp_path: Path) -> None:
+    make_project(tmp_path, {"avg.py": AVG})
+    events: list[tuple[str, dict[str, object]]] = []
+    still_wrong = fenced("def mean(values):\n    return sum(values) / len(values)\n")
+    model = FakeModel("first look\n" + still_wrong, "no code", "second look: values is []\n" + fenced(MEAN_FIXED))
+    result = debug(tmp_path / "avg.py", ["x"], model=model, fix=True, samples=3,
+                   on_event=lambda kind, data: events.append((kind, data)))
+    assert [(r.temperature, r.seed) for r in model.requests] == [(0.0, 0), (0.8, 1), (0.8, 2)]
+    assert [(d["candidate"], d["status"]) for k, d in events if k == "rerun"] == [(1, "exception"), (3, "ok")]
+    assert result.fixed is True and result.rerun is not None and result.rerun.status == "ok"
+    assert "+    if not values:" in result.diff  # the fix that worked, not the first proposal
+    assert result.explanation.startswith("second look: values is []")  # the explanation that goes with it

@@ -120,3 +120,32 @@ def test_user_mistakes_are_clear_errors(tmp_path: Path, calc_project: Path) -> N
 def test_a_model_failure_is_raised_not_hidden(calc_project: Path) -> None:
     with pytest.raises(ModelError, match="server down"):
         fix([calc_project], model=FakeModel(ModelError("server down")))
+
+
+def test_events_seeds_and_the_lazy_model_follow_the_rounds(calc_project: Path) -> None:
+    """The progress a caller sees, in order, and the sampling each candidate asks for."""
+    wrong = fenced("def add(a, b):\n    return a * b\n")
+    model = FakeModel(wrong, wrong, fenced("def add(a, b):\n    return b + a\n"))
+    made: list[FakeModel] = []
+    events: list[tuple[str, dict[str, object]]] = []
+
+    def factory() -> FakeModel:
+        made.append(model)
+        return model
+
+    result = fix([calc_project], model=factory, samples=3, on_event=lambda kind, data: events.append((kind, data)))
+    assert result.fixed and result.rounds == 1 and made == [model]
+    assert [k for k, _ in events] == ["tests", "tests", "round_start", "model", "candidate", "candidate", "round"]
+    assert events[2][1] == {"round": 1, "file": "calc.py", "function": "add"}
+    # the repeat of the first candidate is not run again: candidates 1 and 3 ran
+    assert [d["candidate"] for k, d in events if k == "candidate"] == [1, 3]
+    assert events[-1][1]["candidates"] == 2 and events[-1][1]["accepted"] is True
+    # fix-the-code and write-the-function alternate, each greedy first; seeds by round and candidate
+    assert [(r.temperature, r.seed) for r in model.requests] == [(0.0, 1000), (0.0, 1001), (0.8, 1002)]
+
+
+def test_passing_on_the_first_round_leaves_the_other_rounds_unasked(calc_project: Path) -> None:
+    model = FakeModel(fenced("def add(a, b):\n    return a + b\n"))
+    result = fix([calc_project], model=model, rounds=4, samples=3)
+    assert result.fixed and result.rounds == 1 and len(model.requests) == 1
+    assert result.to_dict()["history"][0]["candidates"] == 1

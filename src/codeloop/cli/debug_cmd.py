@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
+from codeloop.cli.workflow_errors import report_error
 from codeloop.errors import CodeloopError
-from codeloop.workflows.snapshot import InputError
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -87,16 +87,8 @@ def run(args: argparse.Namespace) -> int:
         result = debug(file, script_args, model=model_factory, use_model=not args.no_model,
                        fix=args.fix or args.write, write=args.write, timeout=args.timeout, samples=args.samples,
                        root=args.root, on_event=on_event)
-    except InputError as e:
-        if args.json:
-            print(json.dumps({"error": str(e), "kind": "input"}))
-        print(f"codeloop debug: error: {e}", file=sys.stderr)
-        return 2
     except CodeloopError as e:
-        if args.json:
-            print(json.dumps({"error": str(e), "kind": type(e).__name__}))
-        print(f"codeloop debug: error: {e}", file=sys.stderr)
-        return 1
+        return report_error("debug", e, as_json=args.json)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

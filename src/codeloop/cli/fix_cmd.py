@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
+from codeloop.cli.workflow_errors import report_error
 from codeloop.errors import CodeloopError
-from codeloop.workflows.snapshot import InputError
 
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
@@ -79,16 +79,8 @@ def run(args: argparse.Namespace) -> int:
         result = fix(args.paths, test=args.test, model=model_factory, rounds=args.rounds, samples=args.samples,
                      write=args.write, root=args.root, test_timeout=args.test_timeout, timeout=args.timeout,
                      on_event=None if args.json else _progress(args.verbose))
-    except InputError as e:
-        if args.json:
-            print(json.dumps({"error": str(e), "kind": "input"}))
-        print(f"codeloop fix: error: {e}", file=sys.stderr)
-        return 2
     except CodeloopError as e:
-        if args.json:
-            print(json.dumps({"error": str(e), "kind": type(e).__name__}))
-        print(f"codeloop fix: error: {e}", file=sys.stderr)
-        return 1
+        return report_error("fix", e, as_json=args.json)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -11,8 +11,11 @@ A *workflow* says what each phase means for its job; :func:`drive` only sequence
 * ``judge(attempt, observation)`` says whether the job is done: :attr:`Verdict.DONE` or
   :attr:`Verdict.AGAIN`.
 
-Workflows plugged in today: "answer a question" (:class:`codeloop.agent.run.TaskRun`) and
-"make the visible tests pass" (:func:`codeloop.evals.generation.generate_sample`). The shared
+Workflows plugged in today: "answer a question" (:class:`codeloop.agent.run.TaskRun`), "make the
+visible tests pass" (:func:`codeloop.evals.generation.generate_sample`), "make the project's
+tests pass" (``codeloop fix``, :class:`codeloop.workflows.fix.FixWorkflow`: an attempt is a patch
+candidate) and "explain a failure" (``codeloop debug``, :class:`codeloop.workflows.debug.DebugWorkflow`:
+the explain step, then the ``--fix`` rerun). The shared
 parts every workflow uses live next to this module: reading a model's reply with one
 repetition cutter (:mod:`codeloop.engine.generation`) and one missing-import fixer
 (:mod:`codeloop.engine.imports`). docs/architecture.md says how a new workflow plugs in.

@@ -11,6 +11,9 @@ root cause from that evidence and proposes a corrected function (or script) as a
 ``fix=True`` the diff is applied to the copy and the script rerun to show the failure is gone
 (greedy first, then a few sampled candidates until one runs clean); ``write=True`` then applies it
 to the user's file atomically with a backup. Without ``write`` no user file is changed.
+
+The explain step and the rerun are the phases of :class:`DebugWorkflow`, run by the engine's loop
+(:func:`codeloop.engine.drive`), the same loop as ``codeloop fix`` and the agent.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codeloop.engine.loop import Review, Verdict, drive
 from codeloop.errors import SandboxError
-from codeloop.llm.base import Model
 from codeloop.llm.types import Message
 from codeloop.sandbox import Sandbox
 from codeloop.text.replies import find_code_blocks
-from codeloop.workflows.fix import ModelSource, resolve_model
+from codeloop.workflows.fix import Emit, ModelReplies, ModelSource, emitter
 from codeloop.workflows.fix_sandbox import ProjectSandbox
 from codeloop.workflows.patch import (
     find_function,
@@ -42,7 +45,7 @@ from codeloop.workflows.patch import (
 from codeloop.workflows.safewrite import write_changes
 from codeloop.workflows.snapshot import InputError, Snapshot, find_project_root, read_nofollow, take_snapshot
 
-__all__ = ["DebugResult", "DebugRun", "debug", "format_debug"]
+__all__ = ["DebugResult", "DebugRun", "DebugWorkflow", "Proposal", "debug", "format_debug"]
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -333,11 +336,7 @@ def debug(
     """Run ``file`` with ``args`` under monitoring in the sandbox and explain what went wrong."""
     started = time.monotonic()
     timings = {"run_s": 0.0, "model_s": 0.0, "rerun_s": 0.0}
-
-    def event(kind: str, **data: Any) -> None:
-        if on_event is not None:
-            on_event(kind, data)
-
+    event = emitter(on_event)
     path = Path(file).absolute()
     data = read_nofollow(path)
     try:
@@ -378,7 +377,11 @@ def debug(
         else:
             result.evidence = evidence_text(run, texts)
             if use_model:
-                _explain_and_fix(result, box, cell, texts, rel, model, fix, samples, timings, event)
+                file, function = _fault_function(run, texts, rel)
+                replies = ModelReplies(model, max_tokens=800, timings=timings, event=event)
+                drive(DebugWorkflow(result, replies, _Rerun(box, cell, texts, timings), file=file, text=texts[file],
+                                    function=function, fix=fix, tries=max(1, samples) if fix else 1, event=event))
+                result.message = _fix_message(result)
     if write and result.fixed and result.new_text:
         target = base / result.script if result.script != rel else path
         written = write_changes({target: (snapshot.files[result.script], result.new_text)})
@@ -390,58 +393,118 @@ def debug(
     return result
 
 
-def _explain_and_fix(result: DebugResult, box: ProjectSandbox, cell: str, texts: dict[str, str], script: str,
-                     model: ModelSource, fix: bool, samples: int, timings: dict[str, float],
-                     event: Callable[..., None]) -> None:
-    run = result.run
-    file, function = _fault_function(run, texts, script)
-    if not isinstance(model, Model):
-        event("model", status="loading")
-        model = resolve_model(model)
-    messages = _messages(file, texts[file], result.evidence, function)
-    tries = max(1, samples) if fix else 1
-    first_diff = ""
-    for k in range(tries):
-        t0 = time.monotonic()
-        reply = model.complete(messages, max_tokens=800, temperature=0.0 if k == 0 else 0.8, seed=k)
-        timings["model_s"] += time.monotonic() - t0
-        blocks = [b for b in find_code_blocks(reply.text) if b.is_python and b.code.strip()]
-        explanation = reply.text[: blocks[0].start].strip() if blocks else reply.text.strip()
+@dataclass
+class Proposal:
+    """One model reply: its explanation and the file's corrected text (None when no code applies)."""
+
+    index: int  # 0-based: candidate ``index + 1`` in the rerun events
+    explanation: str
+    text: str | None
+    diff: str = ""
+
+
+class DebugWorkflow:
+    """"Explain a failure and show a fix works", driven by :func:`codeloop.engine.drive`.
+
+    An attempt is a :class:`Proposal`; the job is one explanation and, with ``fix``, up to
+    ``tries`` candidate fixes (greedy first, then sampled, seeded by their number).
+
+    * generate: the explain step: ask the model, with the evidence, for the root cause and the
+      corrected function (or script); the first reply's explanation is the one reported;
+    * review: refuse a reply whose code does not apply, changes nothing, or games the run
+      (:func:`~codeloop.workflows.patch.review_change`); the first usable one is the proposed
+      diff; without ``fix`` that ends the job (STOP), with ``fix`` it is rerun;
+    * run: the ``--fix`` rerun: the script run again on the copy with the fix applied;
+    * observe: a clean rerun makes that fix the result; else the first rerun is kept to show;
+    * judge: done when the rerun is clean; otherwise the next candidate (until ``tries``).
+
+    Collaborators come as arguments: the model (:class:`~codeloop.workflows.fix.ModelReplies`),
+    ``rerun(file, text)`` (the script rerun with ``file`` holding ``text`` in the copy, the copy
+    put back after), and where events go. It fills in ``result``.
+    """
+
+    def __init__(self, result: DebugResult, replies: ModelReplies, rerun: Callable[[str, str], DebugRun], *,
+                 file: str, text: str, function: str | None, fix: bool, tries: int, event: Emit) -> None:
+        self.result = result
+        self.replies = replies
+        self.rerun = rerun
+        self.file, self.text, self.function = file, text, function
+        self.fix = fix
+        self.tries = tries
+        self.event = event
+        self.messages = _messages(file, text, result.evidence, function)
+        self.asked = 0
+
+    def generate(self) -> Proposal | None:
+        if self.asked >= self.tries:
+            return None
+        k = self.asked
+        self.asked += 1
+        reply = self.replies.ask(self.messages, temperature=0.0 if k == 0 else 0.8, seed=k)
+        blocks = [b for b in find_code_blocks(reply) if b.is_python and b.code.strip()]
+        explanation = reply[: blocks[0].start].strip() if blocks else reply.strip()
         if k == 0:
-            result.explanation = explanation
-            result.quotes_evidence = _quotes(explanation, run)
-        new_text = next((t for b in blocks if (t := _apply(b.code, texts[file], function)) is not None), None)
-        if new_text is None or new_text == texts[file] or review_change({file: texts[file]}, {file: new_text}):
-            continue
-        diff = unified_diff({file: texts[file]}, {file: new_text})
-        if not first_diff:
-            first_diff, result.diff, result.new_text = diff, diff, new_text
-            result.script = file
-        if not fix:
-            break
-        box.write({file: new_text})
-        t0 = time.monotonic()
-        rerun = _read_debug_run(box.run_cell(cell, "rerun the script", timeout=60.0))
-        timings["rerun_s"] += time.monotonic() - t0
-        event("rerun", candidate=k + 1, status=rerun.status)
-        box.write({file: texts[file]})
+            self.result.explanation = explanation
+            self.result.quotes_evidence = _quotes(explanation, self.result.run)
+        text = next((t for b in blocks if (t := _apply(b.code, self.text, self.function)) is not None), None)
+        return Proposal(index=k, explanation=explanation, text=text)
+
+    def review(self, proposal: Proposal) -> Review:
+        new = proposal.text
+        if new is None or new == self.text or review_change({self.file: self.text}, {self.file: new}):
+            return Review.SKIP
+        proposal.diff = unified_diff({self.file: self.text}, {self.file: new})
+        if not self.result.diff:  # the first usable proposal is the one shown until a rerun proves another
+            self.result.diff, self.result.new_text, self.result.script = proposal.diff, new, self.file
+        return Review.RUN if self.fix else Review.STOP
+
+    def run(self, proposal: Proposal) -> DebugRun:
+        assert proposal.text is not None  # review refused the others
+        rerun = self.rerun(self.file, proposal.text)
+        self.event("rerun", candidate=proposal.index + 1, status=rerun.status)
+        return rerun
+
+    def observe(self, proposal: Proposal, rerun: DebugRun) -> None:
+        result = self.result
         if not rerun.failed:
-            result.fixed, result.rerun, result.diff, result.new_text, result.script = True, rerun, diff, new_text, file
-            if k > 0:
-                result.explanation = explanation or result.explanation
-                result.quotes_evidence = _quotes(result.explanation, run)
-            break
+            assert proposal.text is not None
+            result.fixed, result.rerun, result.diff, result.new_text, result.script = (
+                True, rerun, proposal.diff, proposal.text, self.file)
+            if proposal.index > 0:
+                result.explanation = proposal.explanation or result.explanation
+                result.quotes_evidence = _quotes(result.explanation, result.run)
+            return
         if result.rerun is None:
             result.rerun = rerun
         result.fixed = False
+
+    def judge(self, proposal: Proposal, rerun: DebugRun) -> Verdict:
+        return Verdict.AGAIN if rerun.failed else Verdict.DONE
+
+
+class _Rerun:
+    """The script rerun on the copy with one file changed, the copy put back after (timed: ``rerun_s``)."""
+
+    def __init__(self, box: ProjectSandbox, cell: str, originals: dict[str, str], timings: dict[str, float]) -> None:
+        self.box, self.cell, self.originals, self.timings = box, cell, originals, timings
+
+    def __call__(self, file: str, text: str) -> DebugRun:
+        self.box.write({file: text})
+        start = time.monotonic()
+        rerun = _read_debug_run(self.box.run_cell(self.cell, "rerun the script", timeout=60.0))
+        self.timings["rerun_s"] += time.monotonic() - start
+        self.box.write({file: self.originals[file]})
+        return rerun
+
+
+def _fix_message(result: DebugResult) -> str:
     if not result.diff:
-        result.message = "the model proposed no usable fix"
-    elif result.fixed:
-        result.message = "the proposed fix makes the script run without the failure"
-    elif result.fixed is False:
-        result.message = "no proposed fix made the script run cleanly"
-    else:
-        result.message = "a fix is proposed (not run; use --fix to check it)"
+        return "the model proposed no usable fix"
+    if result.fixed:
+        return "the proposed fix makes the script run without the failure"
+    if result.fixed is False:
+        return "no proposed fix made the script run cleanly"
+    return "a fix is proposed (not run; use --fix to check it)"
 
 
 def _changed_values(run: DebugRun) -> list[str]:
