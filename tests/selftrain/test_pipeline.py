@@ -50,13 +50,22 @@ def test_config_checks_and_old_run_directories() -> None:
     assert SelftrainConfig.from_dict(old).sources == ("questions",)
 
 
-def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--steps", "0"], "steps must be at least 1"),
+        (["--sources", "questions,nope"], "sources must be distinct names"),
+        (["--vote", "3of4"], "--vote takes M/N"),
+        (["--vote", "2/4"], "no majority"),
+    ],
+)
+def test_bad_options_are_usage_errors(tmp_path: Path, options: list[str], message: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "codeloop", "selftrain", "--steps", "0", "--out", str(tmp_path)],
+        [sys.executable, "-m", "codeloop", "selftrain", *options, "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1
-    assert "steps must be at least 1" in proc.stderr
+    assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
