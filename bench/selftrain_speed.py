@@ -19,6 +19,7 @@ Run:  .venv/bin/python bench/selftrain_speed.py [--steps 4] [--batch 2] [--examp
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -101,7 +102,7 @@ def main() -> int:
     for label, precision, full in modes:
         config = LoraConfig(steps=args.steps, batch=args.batch, warmup=1, seed=0, precision=precision, lr=2e-4)
         peft_model, log = train_lora(base, tokenizer, data, config, full_logits=full)
-        per_step = [log[0]["seconds"]] + [b["seconds"] - a["seconds"] for a, b in zip(log, log[1:], strict=False)]
+        per_step = [log[0]["seconds"]] + [b["seconds"] - a["seconds"] for a, b in itertools.pairwise(log)]
         results[label] = {
             "seconds_per_step": statistics.median(per_step[1:] or per_step),
             "first_step_seconds": per_step[0],
