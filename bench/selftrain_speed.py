@@ -13,7 +13,7 @@ reply) and question tasks (the agent's real first prompt, rendered with the mode
 with the worked example's reply as a reply of realistic length); or ``--train-jsonl`` with a
 run's ``train.jsonl``.
 
-Run:  .venv/bin/python bench/selftrain_speed.py [--steps 4] [--batch 2] [--examples 8] [--threads 0]
+Run:  .venv/bin/python bench/selftrain_speed.py [--steps 4] [--batch 2] [--examples 8] [--threads 0] [--attribute]
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--train-jsonl", type=Path, default=None, help="a run's train.jsonl instead of built-in examples")
     ap.add_argument("--fast-precision", default="auto", choices=("auto", "bf16", "fp32"))
+    ap.add_argument(
+        "--attribute", action="store_true", help="also run fp32 with reply-only logits: how much each change gives"
+    )
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -98,6 +101,8 @@ def main() -> int:
     replies = [sum(1 for x in labels if x != -100) for _, labels in lengths]
     fast_precision = resolve_precision(args.fast_precision)
     modes = [("fp32, all logits", "fp32", True), (f"{fast_precision}, reply logits", fast_precision, False)]
+    if args.attribute and fast_precision != "fp32":
+        modes.append(("fp32, reply logits", "fp32", False))
     results: dict[str, dict[str, Any]] = {}
     for label, precision, full in modes:
         config = LoraConfig(steps=args.steps, batch=args.batch, warmup=1, seed=0, precision=precision, lr=2e-4)
@@ -110,7 +115,7 @@ def main() -> int:
             "losses": [round(e["loss"], 5) for e in log],
         }
         base = peft_model.unload()  # the base model without the LoRA, for the next run
-    slow, fast = (results[m[0]] for m in modes)
+    slow, fast = (results[m[0]] for m in modes[:2])
     ratio = slow["seconds_per_step"] / fast["seconds_per_step"]
     rel = abs(fast["first_loss"] - slow["first_loss"]) / abs(slow["first_loss"])
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
@@ -129,6 +134,13 @@ def main() -> int:
             f"first {r['first_step_seconds']:.2f} s), first-step loss {r['first_loss']:.5f}, losses {r['losses']}"
         )
     print(f"ratio fp32 / fast: {ratio:.2f}x faster; first-step losses differ by {rel * 100:.2f}% (aim < 2%)")
+    if len(modes) > 2:
+        mid = results[modes[2][0]]
+        print(
+            f"attribution: reply-only logits alone {slow['seconds_per_step'] / mid['seconds_per_step']:.2f}x, "
+            f"then bf16 {mid['seconds_per_step'] / fast['seconds_per_step']:.2f}x; "
+            f"fp32 first-step losses differ by {abs(mid['first_loss'] - slow['first_loss']) / slow['first_loss'] * 100:.4f}%"
+        )
     print(json.dumps({"results": results, "ratio": ratio, "first_loss_rel_diff": rel}))
     return 0 if rel < 0.02 else 1
 
