@@ -16,25 +16,56 @@ from codeloop.selftrain.pipeline import SelftrainConfig, run_pipeline
 
 
 def test_a_run_directory_keeps_its_settings(tmp_path: Path) -> None:
-    config = SelftrainConfig(tasks=5, seed=1)
+    config = SelftrainConfig(tasks=5, function_tasks=3, seed=1)
     report = run_pipeline(tmp_path, config, stop_after="tasks")
-    assert report["stages"]["tasks"]["tasks"] == 5
-    first = (tmp_path / "tasks.jsonl").read_text()
+    tasks = report["stages"]["tasks"]
+    assert tasks["tasks"] == 8
+    assert tasks["by_source"]["questions"]["tasks"] == 5 and tasks["by_source"]["functions"]["tasks"] == 3
+    first = (tmp_path / "questions" / "tasks.jsonl").read_text()
+    functions = (tmp_path / "functions" / "tasks.jsonl").read_text()
     run_pipeline(tmp_path, config, stop_after="tasks")
-    assert (tmp_path / "tasks.jsonl").read_text() == first
+    assert (tmp_path / "questions" / "tasks.jsonl").read_text() == first
+    assert (tmp_path / "functions" / "tasks.jsonl").read_text() == functions
     with pytest.raises(ConfigError, match="other settings"):
-        run_pipeline(tmp_path, SelftrainConfig(tasks=6, seed=1), stop_after="tasks")
+        run_pipeline(tmp_path, SelftrainConfig(tasks=6, function_tasks=3, seed=1), stop_after="tasks")
+    with pytest.raises(ConfigError, match="other settings"):
+        run_pipeline(tmp_path, SelftrainConfig(tasks=5, function_tasks=3, seed=1, sources=("questions",)), stop_after="tasks")
     with pytest.raises(ConfigError, match="unknown stage"):
         run_pipeline(tmp_path, config, stop_after="everything")
 
 
-def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
+def test_config_checks_and_old_run_directories() -> None:
+    with pytest.raises(ConfigError, match="sources must be distinct names"):
+        SelftrainConfig(sources=("questions", "humaneval"))
+    with pytest.raises(ConfigError, match="sources must be distinct names"):
+        SelftrainConfig(sources=())
+    with pytest.raises(ConfigError, match="no majority"):
+        SelftrainConfig(vote_agree=2, vote_samples=4)
+    with pytest.raises(ConfigError, match="1 <= m <= n"):
+        SelftrainConfig(vote_agree=5, vote_samples=4)
+    config = SelftrainConfig(sources=("generated", "functions"), function_families=("binary-ones",))
+    assert SelftrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    old = SelftrainConfig().to_dict()
+    del old["sources"], old["function_tasks"], old["proposals"]  # a config.json from before the sources
+    assert SelftrainConfig.from_dict(old).sources == ("questions",)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--steps", "0"], "steps must be at least 1"),
+        (["--sources", "questions,nope"], "sources must be distinct names"),
+        (["--vote", "3of4"], "--vote takes M/N"),
+        (["--vote", "2/4"], "no majority"),
+    ],
+)
+def test_bad_options_are_usage_errors(tmp_path: Path, options: list[str], message: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "codeloop", "selftrain", "--steps", "0", "--out", str(tmp_path)],
+        [sys.executable, "-m", "codeloop", "selftrain", *options, "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1
-    assert "steps must be at least 1" in proc.stderr
+    assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -44,20 +75,32 @@ def test_tiny_pipeline_trains_registers_and_changes_the_model(tmp_path: Path) ->
     from codeloop.llm import get_model
 
     config = SelftrainConfig(
-        name="citest", tasks=2, samples_per_task=2, temperature=0.7, seed=0,
-        families=("reverse-word", "distinct-letters"),
-        lora=LoraConfig(steps=2, batch=1, lr=2e-3, warmup=1, max_len=768),
+        name="citest", tasks=1, samples_per_task=2, temperature=0.7, seed=0,
+        families=("reverse-word",), sources=("questions", "functions"),
+        function_tasks=1, function_families=("binary-ones",),
+        lora=LoraConfig(steps=2, batch=2, lr=2e-3, warmup=1, max_len=768),
     )
     report = run_pipeline(tmp_path / "run", config)
     stages = report["stages"]
     assert list(stages) == ["tasks", "sample", "select", "train", "export", "register"]
     assert stages["sample"]["samples"] == 4
-    assert stages["select"]["kept"] >= 1
+    assert stages["sample"]["by_source"]["functions"]["samples"] == 2
+    assert stages["select"]["by_source"]["questions"]["kept"] == 1
+    assert stages["select"]["by_source"]["functions"]["kept"] == 1
+    train = stages["train"]
+    assert train["examples_by_source"] == {"functions": 1, "questions": 1}
+    assert len(train["loss_curve"]) == 2 and set(train["loss_curve_by_source"]) == {"functions", "questions"}
+    assert train["precision"] in ("bf16", "fp32")
     assert stages["export"]["tensors"] == 2 * 4 * 24  # q/k/v/o in each of Qwen2.5-0.5B's 24 blocks
     assert stages["register"]["model"] == "qwen-coder-0.5b+citest"
-    rows = [json.loads(x) for x in (tmp_path / "run" / "train.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (tmp_path / "run" / "questions" / "train.jsonl").read_text().splitlines()]
     assert rows[0]["prompt"].startswith("<|im_start|>system")  # the agent's own prompt, rendered
     assert "```python" in rows[0]["completion"]
+    fn = json.loads((tmp_path / "run" / "functions" / "train.jsonl").read_text().splitlines()[0])
+    task = json.loads((tmp_path / "run" / "functions" / "tasks.jsonl").read_text().splitlines()[0])
+    # plain HumanEval's prompt: the function's prompt prefilled in the assistant turn; the body to learn after it
+    assert fn["prompt"].endswith("<|im_start|>assistant\n```python\n" + task["prompt"])
+    assert fn["completion"].startswith("    ") and fn["completion"].endswith("\n```")
 
     # a second call resumes: every stage is already done, nothing is redone
     again = run_pipeline(tmp_path / "run", config)

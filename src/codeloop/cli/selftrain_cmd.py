@@ -11,17 +11,34 @@ from codeloop.config import user_dir
 from codeloop.errors import ConfigError
 
 DESCRIPTION = (
-    "Execution-verified fine-tuning (rejection sampling / STaR): generate tasks with computed answers, "
-    "sample programs with the embedded model, run them in the sandbox, keep the verified ones, train a "
-    "LoRA on them, export it as a llama.cpp adapter and register it (use it as --model BASE+NAME). "
-    "Stages resume in the run directory. Needs the selftrain extra: pip install 'codeloop[selftrain]'."
+    "Execution-verified fine-tuning (rejection sampling / STaR): make tasks, sample programs with the "
+    "embedded model, run them in the sandbox, keep the verified ones, train a LoRA on them, export it as a "
+    "llama.cpp adapter and register it (use it as --model BASE+NAME). Task sources (--sources): "
+    "'questions' (17 programmatic families, answers computed in Python; the agent's prompt), 'functions' "
+    "(HumanEval-style functions written here, hidden tests computed by reference implementations; plain "
+    "HumanEval's prompt), 'generated' (questions the model proposes, kept when M of N of its programs print "
+    "the same answer). Stages resume in the run directory. Needs the selftrain extra: "
+    "pip install 'codeloop[selftrain]'."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="selftrain", help="adapter name to register (default: selftrain)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: $CODELOOP_HOME/selftrain/NAME)")
-    parser.add_argument("--tasks", type=int, default=120, help="generated tasks (default: 120)")
+    parser.add_argument(
+        "--sources", default="questions,functions",
+        help="comma-separated task sources: questions, functions, generated (default: questions,functions)",
+    )
+    parser.add_argument("--tasks", type=int, default=120, help="question tasks (default: 120)")
+    parser.add_argument("--functions", type=int, default=120, help="function tasks (default: 120)")
+    parser.add_argument(
+        "--proposals", type=int, default=40,
+        help="generated tasks to ask the model for (at most 3x as many calls; default: 40)",
+    )
+    parser.add_argument(
+        "--vote", default="3/4",
+        help="M/N: sample N programs per generated task, keep it when M print the same answer (default: 3/4)",
+    )
     parser.add_argument("--samples", type=int, default=4, help="programs sampled per task (default: 4)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: 0.8)")
     parser.add_argument("--keep", type=int, default=1, help="verified programs kept per task (default: 1)")
@@ -30,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank (default: 8)")
     parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (default: 2e-4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for tasks, sampling and training")
+    parser.add_argument(
+        "--fp32", action="store_true",
+        help="train in float32 throughout (default: bf16 autocast where the CPU has AMX or AVX512-BF16)",
+    )
     parser.add_argument(
         "--stop-after", default=None, help="stop after this stage: tasks, sample, select, train, export"
     )
@@ -42,9 +63,15 @@ def run(args: argparse.Namespace) -> int:
     if args.base_url:
         raise ConfigError("selftrain fine-tunes an embedded model: drop --base-url")
     try:
-        lora = LoraConfig(rank=args.rank, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+        lora = LoraConfig(
+            rank=args.rank, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+            precision="fp32" if args.fp32 else "auto",
+        )
     except ValueError as e:
         raise ConfigError(str(e)) from e
+    agree, _, of = str(args.vote).partition("/")
+    if not (agree.isdigit() and of.isdigit()):
+        raise ConfigError(f"--vote takes M/N, e.g. 3/4; got {args.vote!r}")
     config = SelftrainConfig(
         model=args.model or "qwen-coder-0.5b",
         name=args.name,
@@ -54,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         keep_per_task=args.keep,
         seed=args.seed,
         lora=lora,
+        sources=tuple(s.strip() for s in str(args.sources).split(",") if s.strip()),
+        function_tasks=args.functions,
+        proposals=args.proposals,
+        vote_agree=int(agree),
+        vote_samples=int(of),
     )
     out = args.out or user_dir() / "selftrain" / args.name
 

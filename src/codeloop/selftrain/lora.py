@@ -21,7 +21,19 @@ from typing import Any
 
 from codeloop.errors import CodeloopError
 
-__all__ = ["LoraConfig", "TrainExample", "TrainingError", "load_base", "train_lora"]
+__all__ = [
+    "PRECISIONS",
+    "LoraConfig",
+    "TrainExample",
+    "TrainingError",
+    "cpu_bf16_flags",
+    "load_base",
+    "resolve_precision",
+    "train_lora",
+]
+
+#: ``auto``: bf16 autocast where the CPU computes in bf16 natively (AMX or AVX512-BF16), else fp32
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 class TrainingError(CodeloopError):
@@ -34,6 +46,7 @@ class TrainExample:
 
     prompt: str
     completion: str
+    source: str = ""  # the task source it came from (questions, functions, generated): the log's per-source loss
 
 
 @dataclass(frozen=True)
@@ -48,8 +61,11 @@ class LoraConfig:
     max_len: int = 1024  # tokens per example; longer prompts are cut from the left
     seed: int = 0
     threads: int = 0  # torch threads; 0: leave torch's default
+    precision: str = "auto"  # see PRECISIONS; the LoRA weights, gradients and optimiser stay float32
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("rank", "steps", "batch", "max_len"):
             if getattr(self, name) < 1:
                 raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -67,6 +83,30 @@ def _torch() -> Any:
             f"fine-tuning needs the selftrain extra ({e.name} is missing): pip install 'codeloop[selftrain]'"
         ) from e
     return torch
+
+
+def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's bf16 compute features (``amx_bf16``, ``avx512_bf16``) from ``/proc/cpuinfo``; [] elsewhere."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+            break
+    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+
+
+def resolve_precision(precision: str, cpuinfo: str | None = None) -> str:
+    """``bf16`` or ``fp32``: ``auto`` is bf16 exactly where the CPU has native bf16 arithmetic."""
+    if precision == "auto":
+        return "bf16" if cpu_bf16_flags(cpuinfo) else "fp32"
+    if precision not in PRECISIONS:
+        raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 def load_base(gguf_path: Path) -> tuple[Any, Any]:
@@ -107,8 +147,16 @@ def train_lora(
     config: LoraConfig,
     *,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    full_logits: bool = False,
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """Train a LoRA on ``examples``; returns the PEFT model and the per-step log."""
+    """Train a LoRA on ``examples``; returns the PEFT model and the per-step log.
+
+    The forward pass runs under bf16 autocast when ``config.precision`` resolves to bf16 (the
+    weights, the LoRA and its optimiser stay float32; the loss is taken in float32), and the LM
+    head is applied only where a reply token is predicted (``logits_to_keep``): the 151k-word
+    head over a long prompt is most of the work otherwise. ``full_logits`` computes them all (the
+    slow path, for comparison). Each log entry has the loss per task source too.
+    """
     torch = _torch()
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
@@ -137,6 +185,9 @@ def train_lora(
         )
     peft_model.train()
     encoded = [_encode(tokenizer, ex, config.max_len) for ex in examples]
+    sources = [ex.source for ex in examples]
+    precision = resolve_precision(config.precision)
+    keep_arg = None if full_logits else _logits_to_keep_argument(model)
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
 
@@ -160,18 +211,18 @@ def train_lora(
             if not order:
                 order = list(range(len(encoded)))
                 rng.shuffle(order)
-            batch.append(encoded[order.pop()])
-        counted = sum(sum(1 for x in labels if x != -100) - 0 for _, labels in batch) or 1
-        for ids, labels in batch:
-            input_ids = torch.tensor([ids])
-            target = torch.tensor([labels])
-            logits = peft_model(input_ids=input_ids).logits[:, :-1, :]
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), target[:, 1:].reshape(-1), ignore_index=-100, reduction="sum"
-            )
+            batch.append(order.pop())
+        counted = sum(sum(1 for x in encoded[i][1][1:] if x != -100) for i in batch) or 1
+        by_source: dict[str, list[float]] = {}
+        for index in batch:
+            ids, labels = encoded[index]
+            loss, tokens = _example_loss(torch, peft_model, ids, labels, precision, keep_arg)
             (loss / counted).backward()
             total_loss += float(loss.detach())
-            total_tokens += sum(1 for x in labels[1:] if x != -100)
+            total_tokens += tokens
+            acc = by_source.setdefault(sources[index], [0.0, 0])
+            acc[0] += float(loss.detach())
+            acc[1] += tokens
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
         entry = {
@@ -180,12 +231,51 @@ def train_lora(
             "lr": lr_at(step),
             "tokens": total_tokens,
             "seconds": round(time.perf_counter() - start, 2),
+            "precision": precision,
         }
+        if any(sources):
+            entry["loss_by_source"] = {k: v[0] / max(1, v[1]) for k, v in sorted(by_source.items())}
         log.append(entry)
         if on_step is not None:
             on_step(entry)
     peft_model.eval()
     return peft_model, log
+
+
+def _logits_to_keep_argument(model: Any) -> str | None:
+    """The name under which the model's forward takes "compute logits for the last k positions only"."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    for name in ("logits_to_keep", "num_logits_to_keep"):
+        if name in params:
+            return name
+    return None
+
+
+def _example_loss(
+    torch: Any, model: Any, ids: list[int], labels: list[int], precision: str, keep_arg: str | None
+) -> tuple[Any, int]:
+    """Summed cross-entropy over one example's reply tokens, and how many there are.
+
+    Position ``t``'s logits predict token ``t + 1``; only positions from just before the first
+    labelled token on are needed, so with ``keep_arg`` the head sees only those.
+    """
+    first = next((i for i, x in enumerate(labels) if x != -100), len(labels))
+    start = max(0, first - 1) if keep_arg else 0
+    kwargs: dict[str, Any] = {keep_arg: len(ids) - start} if keep_arg else {}
+    input_ids = torch.tensor([ids])
+    target = torch.tensor([labels[start + 1 :]])
+    if precision == "bf16":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=input_ids, **kwargs).logits
+    else:
+        logits = model(input_ids=input_ids, **kwargs).logits
+    logits = logits[:, -(len(ids) - start) :, :][:, :-1, :].float()
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    return loss, sum(1 for x in labels[start + 1 :] if x != -100)
 
 
 def adapter_state(peft_model: Any) -> dict[str, Any]:

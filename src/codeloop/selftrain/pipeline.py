@@ -10,19 +10,30 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from codeloop.errors import ConfigError
+from codeloop.selftrain.functions import (
+    FunctionTask,
+    generate_function_tasks,
+    read_function_tasks,
+    write_function_tasks,
+)
 from codeloop.selftrain.lora import LoraConfig, TrainExample
 from codeloop.selftrain.sample import Sample, sample_task, select_examples
 from codeloop.selftrain.tasks import Task, generate_tasks, read_tasks, write_tasks
 
-__all__ = ["STAGES", "SelftrainConfig", "run_pipeline"]
+__all__ = ["DEFAULT_SOURCES", "SOURCES", "STAGES", "SelftrainConfig", "run_pipeline"]
 
 STAGES = ("tasks", "sample", "select", "train", "export", "register")
+#: questions: programmatic families with computed answers, solved by the agent's first reply;
+#: functions: HumanEval-style functions with hidden tests, in plain HumanEval's format;
+#: generated: questions the model proposes, kept when m of n of its programs agree
+SOURCES = ("questions", "functions", "generated")
+DEFAULT_SOURCES = ("questions", "functions")
 
 
 @dataclass(frozen=True)
@@ -31,29 +42,55 @@ class SelftrainConfig:
 
     model: str = "qwen-coder-0.5b"
     name: str = "selftrain"
-    tasks: int = 120
+    tasks: int = 120  # question tasks
     samples_per_task: int = 4
     temperature: float = 0.8
     keep_per_task: int = 1
     seed: int = 0
     cell_timeout: float = 10.0
-    families: tuple[str, ...] | None = None  # task families to draw from (default: all)
+    families: tuple[str, ...] | None = None  # question families to draw from (default: all)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    function_tasks: int = 120
+    function_families: tuple[str, ...] | None = None  # default: all
+    proposals: int = 40  # generated tasks wanted (at most 3x as many model calls)
+    vote_agree: int = 3  # a generated task is kept when vote_agree of vote_samples programs agree
+    vote_samples: int = 4
 
     def __post_init__(self) -> None:
         if self.tasks < 1 or self.samples_per_task < 1 or self.keep_per_task < 1:
             raise ConfigError("tasks, samples per task and kept per task must be at least 1")
+        if self.function_tasks < 1 or self.proposals < 1:
+            raise ConfigError("function tasks and proposals must be at least 1")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be in [0, 2], got {self.temperature}")
+        unknown = [s for s in self.sources if s not in SOURCES]
+        if unknown or not self.sources or len(set(self.sources)) != len(self.sources):
+            raise ConfigError(
+                f"sources must be distinct names from {', '.join(SOURCES)}, got {', '.join(self.sources) or 'none'}"
+            )
+        if not 1 <= self.vote_agree <= self.vote_samples:
+            raise ConfigError(f"the vote needs 1 <= m <= n, got {self.vote_agree} of {self.vote_samples}")
+        if 2 * self.vote_agree <= self.vote_samples:
+            raise ConfigError(f"{self.vote_agree} of {self.vote_samples} is no majority: the vote needs m > n/2")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SelftrainConfig:
+        data = dict(data)
         lora = LoraConfig(**data.pop("lora", {}))
-        families = data.pop("families", None)
-        return cls(**data, families=tuple(families) if families else None, lora=lora)
+        families, function_families = data.pop("families", None), data.pop("function_families", None)
+        # a run directory from before the task sources drew questions only
+        sources = tuple(data.pop("sources", ("questions",)))
+        return cls(
+            **data,
+            families=tuple(families) if families else None,
+            function_families=tuple(function_families) if function_families else None,
+            sources=sources,
+            lora=lora,
+        )
 
 
 Say = Callable[[str], None]
@@ -70,11 +107,31 @@ class _Run:
             json.loads(self.report_path.read_text(encoding="utf-8")) if self.report_path.is_file() else {}
         )
 
-    def done(self, stage: str) -> bool:
-        return stage in self.report.get("stages", {})
+    def done(self, stage: str, source: str | None = None) -> bool:
+        entry = self.report.get("stages", {}).get(stage)
+        if entry is None:
+            return False
+        return source is None or source in entry.get("by_source", {})
 
-    def record(self, stage: str, figures: dict[str, Any]) -> None:
-        self.report.setdefault("stages", {})[stage] = figures
+    def source_dir(self, source: str) -> Path:
+        path = self.dir / source
+        path.mkdir(exist_ok=True)
+        return path
+
+    def record(self, stage: str, figures: dict[str, Any], source: str | None = None) -> None:
+        """A stage's figures; with ``source``, that source's part, and the stage's totals over its sources."""
+        stages = self.report.setdefault("stages", {})
+        if source is None:
+            stages[stage] = figures
+        else:
+            entry = stages.setdefault(stage, {"by_source": {}})
+            entry["by_source"][source] = figures
+            totals: dict[str, Any] = {}
+            for part in entry["by_source"].values():
+                for key, value in part.items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        totals[key] = round(totals.get(key, 0) + value, 3)
+            stages[stage] = {**totals, "by_source": entry["by_source"]}
         self.report["config"] = self.config.to_dict()
         tmp = self.report_path.with_suffix(".part")
         tmp.write_text(json.dumps(self.report, indent=1), encoding="utf-8")
@@ -100,38 +157,87 @@ def _read_samples(path: Path) -> list[Sample]:
     return out
 
 
-def _stage_tasks(run: _Run) -> list[Task]:
-    path = run.dir / "tasks.jsonl"
-    if run.done("tasks") and path.is_file():
-        return read_tasks(path)
-    chosen = list(run.config.families) if run.config.families else None
-    tasks = generate_tasks(run.config.tasks, seed=run.config.seed, families=chosen)
-    write_tasks(tasks, path)
+def _count(items: list[Any], key: Callable[[Any], str]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t.family] = counts.get(t.family, 0) + 1
-    run.record("tasks", {"tasks": len(tasks), "families": counts})
-    run.say(f"tasks: {len(tasks)} from {len(counts)} families")
-    return tasks
+    for item in items:
+        counts[key(item)] = counts.get(key(item), 0) + 1
+    return counts
 
 
-def _stage_sample(run: _Run, tasks: list[Task], model: Any) -> list[Sample]:
+AnyTask = Task | FunctionTask
+
+
+def _stage_tasks_offline(run: _Run, source: str) -> list[AnyTask]:
+    """Tasks of the sources that need no model: ``questions`` and ``functions``."""
+    path = run.source_dir(source) / "tasks.jsonl"
+    if source == "questions":
+        if run.done("tasks", source) and path.is_file():
+            return list(read_tasks(path))
+        chosen = list(run.config.families) if run.config.families else None
+        questions = generate_tasks(run.config.tasks, seed=run.config.seed, families=chosen)
+        write_tasks(questions, path)
+        run.record("tasks", {"tasks": len(questions), "families": _count(questions, lambda t: t.family)}, source)
+        run.say(f"tasks: {len(questions)} questions from {len(_count(questions, lambda t: t.family))} families")
+        return list(questions)
+    if run.done("tasks", source) and path.is_file():
+        return list(read_function_tasks(path))
+    fchosen = list(run.config.function_families) if run.config.function_families else None
+    functions = generate_function_tasks(run.config.function_tasks, seed=run.config.seed, families=fchosen)
+    write_function_tasks(functions, path)
+    run.record("tasks", {"tasks": len(functions), "families": _count(functions, lambda t: t.family)}, source)
+    run.say(f"tasks: {len(functions)} functions from {len(_count(functions, lambda t: t.family))} families")
+    return list(functions)
+
+
+def _stage_tasks_generated(run: _Run, model: Any) -> list[AnyTask]:
+    """The model proposes questions; bounded (3x calls), deduplicated, never a benchmark task."""
+    from codeloop.selftrain.generated import bench_task_texts, propose_tasks
+
+    directory = run.source_dir("generated")
+    path = directory / "tasks.jsonl"
+    if run.done("tasks", "generated") and path.is_file():
+        return list(read_tasks(path))
+    start = time.perf_counter()
+    texts, proposals = propose_tasks(model, run.config.proposals, seed=run.config.seed, exclude=bench_task_texts())
+    _atomic_lines(directory / "proposals.jsonl", [p.to_dict() for p in proposals])
+    tasks = [Task(f"gen-{i + 1}", "generated", text, None, "vote") for i, text in enumerate(texts)]
+    write_tasks(tasks, path)
+    run.record(
+        "tasks",
+        {
+            "tasks": len(tasks),
+            "proposed": len(proposals),
+            "dropped": _count([p for p in proposals if p.task is None], lambda p: p.verdict),
+            "seconds": round(time.perf_counter() - start, 1),
+        },
+        "generated",
+    )
+    run.say(f"tasks: {len(tasks)} generated tasks from {len(proposals)} proposals")
+    return list(tasks)
+
+
+def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> list[Sample]:
+    from contextlib import contextmanager
+
     from codeloop.agent.loop import Agent
     from codeloop.evals.progress import Progress
     from codeloop.sandbox import Sandbox
+    from codeloop.selftrain.generated import final_answer, is_hard_coded, vote
+    from codeloop.selftrain.sample import sample_function_task
 
-    path = run.dir / "samples.jsonl"
+    path = run.source_dir(source) / "samples.jsonl"
+    k = run.config.vote_samples if source == "generated" else run.config.samples_per_task
     samples = _read_samples(path)
     have = {s.task_id for s in samples}
-    complete = {t for t in have if sum(1 for s in samples if s.task_id == t) >= run.config.samples_per_task}
+    complete = {t for t in have if sum(1 for s in samples if s.task_id == t) >= k}
     samples = [s for s in samples if s.task_id in complete]
     todo = [t for t in tasks if t.id not in complete]
-    if run.done("sample") and not todo:
+    if run.done("sample", source) and not todo:
         return samples
-    bar = Progress(len(tasks), "sampling", stream=run.progress, enabled=run.progress is not None)
+    bar = Progress(len(tasks), f"sampling {source}", stream=run.progress, enabled=run.progress is not None)
     bar.advance(len(tasks) - len(todo))
     start = time.perf_counter()
-    with Sandbox(timeout=run.config.cell_timeout) as sandbox, path.open("a", encoding="utf-8") as out:
+    with Sandbox(timeout=run.config.cell_timeout, network=False) as sandbox, path.open("a", encoding="utf-8") as out:
         agent = Agent(model, sandbox=sandbox)
 
         def run_code(code: str) -> tuple[str, str]:
@@ -139,11 +245,36 @@ def _stage_sample(run: _Run, tasks: list[Task], model: Any) -> list[Sample]:
             result = sandbox.run(code)
             return str(result.status), result.stdout
 
+        @contextmanager
+        def fresh_session() -> Iterator[Any]:
+            sandbox.restart()  # the checker's "fresh session": the same sandbox, a new interpreter
+            yield sandbox
+
         for task in todo:
-            got = sample_task(
-                agent, task, k=run.config.samples_per_task, temperature=run.config.temperature,
-                seed=run.config.seed + tasks.index(task), run_code=run_code,
-            )
+            seed = run.config.seed + tasks.index(task)
+            if isinstance(task, FunctionTask):
+                got = sample_function_task(
+                    model, task, k=k, temperature=run.config.temperature, seed=seed,
+                    open_session=fresh_session, timeout=run.config.cell_timeout,
+                )
+            elif source == "generated":
+                got = sample_task(
+                    agent, task, k=k, temperature=run.config.temperature, seed=seed, run_code=run_code,
+                    judge=lambda _stdout: False,
+                )
+                answers = [
+                    None
+                    if s.status != "ok" or (a := final_answer(s.stdout)) is None or is_hard_coded(s.code or "", a, task.task)
+                    else a
+                    for s in got
+                ]
+                _, agreeing = vote(answers, run.config.vote_agree)
+                for i in agreeing:
+                    got[i].verified = True
+            else:
+                got = sample_task(
+                    agent, task, k=k, temperature=run.config.temperature, seed=seed, run_code=run_code
+                )
             for s in got:
                 out.write(json.dumps(s.to_dict()) + "\n")
             out.flush()
@@ -162,21 +293,25 @@ def _stage_sample(run: _Run, tasks: list[Task], model: Any) -> list[Sample]:
         "seconds": round(time.perf_counter() - start, 1),
         "completion_tokens": sum(s.tokens for s in samples),
     }
-    run.record("sample", figures)
+    if source == "generated":
+        figures["agreed"] = verified_tasks  # tasks where vote_agree of vote_samples programs agreed
+    run.record("sample", figures, source)
+    what = "tasks agreed on" if source == "generated" else "tasks solved at least once"
     run.say(
-        f"sample: {figures['verified']}/{figures['samples']} samples verified, "
-        f"{verified_tasks}/{len(tasks)} tasks solved at least once"
+        f"sample {source}: {figures['verified']}/{figures['samples']} samples verified, "
+        f"{verified_tasks}/{len(tasks)} {what}"
     )
     return samples
 
 
-def _stage_select(run: _Run, tasks: list[Task], samples: list[Sample], model: Any) -> list[TrainExample]:
+def _stage_select(run: _Run, source: str, tasks: list[AnyTask], samples: list[Sample], model: Any) -> list[TrainExample]:
     from codeloop.agent.loop import Agent
+    from codeloop.selftrain.sample import function_prompt
 
-    path = run.dir / "train.jsonl"
-    if run.done("select") and path.is_file():
+    path = run.source_dir(source) / "train.jsonl"
+    if run.done("select", source) and path.is_file():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [TrainExample(r["prompt"], r["completion"]) for r in rows]
+        return [TrainExample(r["prompt"], r["completion"], source) for r in rows]
     kept = select_examples(samples, per_task=run.config.keep_per_task)
     by_id = {t.id: t for t in tasks}
     agent = Agent(model)
@@ -185,12 +320,20 @@ def _stage_select(run: _Run, tasks: list[Task], samples: list[Sample], model: An
         raise ConfigError(f"self-training needs an embedded model (a GGUF run by llama.cpp), not {model.name}")
     rows = []
     for s in kept:
-        prompt = render(agent.initial_messages(by_id[s.task_id].task))
-        rows.append({"task_id": s.task_id, "prompt": prompt, "completion": s.reply})
+        task = by_id[s.task_id]
+        if isinstance(task, FunctionTask):
+            prompt = function_prompt(model, task)  # plain HumanEval's prompt, the assistant turn prefilled
+        else:
+            prompt = render(agent.initial_messages(task.task))
+        rows.append({"task_id": s.task_id, "source": source, "prompt": prompt, "completion": s.reply})
     _atomic_lines(path, rows)
-    run.record("select", {"kept": len(rows), "families": sorted({by_id[s.task_id].family for s in kept})})
-    run.say(f"select: {len(rows)} training examples")
-    return [TrainExample(r["prompt"], r["completion"]) for r in rows]
+    run.record(
+        "select",
+        {"kept": len(rows), "families": sorted({by_id[s.task_id].family for s in kept})},
+        source,
+    )
+    run.say(f"select {source}: {len(rows)} training examples")
+    return [TrainExample(r["prompt"], r["completion"], source) for r in rows]
 
 
 def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path) -> Path:
@@ -201,7 +344,10 @@ def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path) -> Pa
     if run.done("train") and run.done("export") and adapter.is_file():
         return adapter
     start = time.perf_counter()
-    run.say(f"train: loading {gguf_path.name} into transformers (dequantised, float32)")
+    from codeloop.selftrain.lora import resolve_precision
+
+    precision = resolve_precision(run.config.lora.precision)
+    run.say(f"train: loading {gguf_path.name} into transformers (dequantised, float32; {precision} compute)")
     base, tokenizer = load_base(gguf_path)
     load_seconds = time.perf_counter() - start
 
@@ -226,6 +372,14 @@ def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path) -> Pa
             "last_loss": log[-1]["loss"],
             "load_seconds": round(load_seconds, 1),
             "train_seconds": log[-1]["seconds"],
+            "seconds_per_step": round(log[-1]["seconds"] / len(log), 2),
+            "precision": precision,
+            "examples_by_source": _count(list(examples), lambda e: e.source),
+            "loss_curve": [round(e["loss"], 5) for e in log],
+            "loss_curve_by_source": {
+                source: [round(e["loss_by_source"][source], 5) if source in e.get("loss_by_source", {}) else None for e in log]
+                for source in sorted({ex.source for ex in examples})
+            },
         },
     )
     shape = model_shape(base)
@@ -269,17 +423,24 @@ def run_pipeline(
         saved.write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
     run = _Run(directory, config, say, progress)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    tasks = _stage_tasks(run)
-    if stop_after == "tasks":
+    tasks = {source: _stage_tasks_offline(run, source) for source in config.sources if source != "generated"}
+    if stop_after == "tasks" and "generated" not in config.sources:
         return run.report
     model = get_model(config.model)
     gguf_path = getattr(model, "path", None)
     if not isinstance(gguf_path, Path):
         raise ConfigError(f"self-training needs an embedded model (a GGUF run by llama.cpp), not {config.model}")
-    samples = _stage_sample(run, tasks, model)
+    if "generated" in config.sources:
+        tasks["generated"] = _stage_tasks_generated(run, model)
+    tasks = {source: tasks[source] for source in config.sources}
+    if stop_after == "tasks":
+        return run.report
+    samples = {source: _stage_sample(run, source, tasks[source], model) for source in config.sources}
     if stop_after == "sample":
         return run.report
-    examples = _stage_select(run, tasks, samples, model)
+    examples: list[TrainExample] = []
+    for source in config.sources:
+        examples += _stage_select(run, source, tasks[source], samples[source], model)
     if stop_after == "select":
         return run.report
     adapter = _stage_train(run, examples, gguf_path)

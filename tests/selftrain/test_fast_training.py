@@ -1,0 +1,66 @@
+"""The fast CPU training path: bf16 autocast where the CPU has it, logits only where a reply token is predicted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codeloop.selftrain.lora import LoraConfig, TrainingError, cpu_bf16_flags, resolve_precision
+
+AMX = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+AVX512_BF16 = "flags\t\t: fpu sse2 avx512f avx512_bf16\n"
+PLAIN = "flags\t\t: fpu sse2 avx2\n"
+
+
+def test_precision_follows_the_cpu_flags() -> None:
+    assert cpu_bf16_flags(AMX) == ["amx_bf16", "avx512_bf16"]
+    assert cpu_bf16_flags(AVX512_BF16) == ["avx512_bf16"]
+    assert cpu_bf16_flags(PLAIN) == []
+    assert resolve_precision("auto", AMX) == "bf16"
+    assert resolve_precision("auto", PLAIN) == "fp32"
+    assert resolve_precision("fp32", AMX) == "fp32"  # the flag that forces fp32
+    assert resolve_precision("bf16", PLAIN) == "bf16"
+    with pytest.raises(TrainingError, match="precision must be one of"):
+        LoraConfig(precision="fp16")
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_logits_for_the_reply_only_give_the_same_loss_and_gradients(smollm_path: Path) -> None:
+    import torch
+
+    from codeloop.selftrain.lora import (
+        TrainExample,
+        _encode,
+        _example_loss,
+        _logits_to_keep_argument,
+        load_base,
+    )
+
+    model, tokenizer = load_base(smollm_path)
+    keep = _logits_to_keep_argument(model)
+    assert keep == "logits_to_keep"
+    example = TrainExample(
+        "<|im_start|>user\nWrite a function that adds two numbers, with a docstring.<|im_end|>\n<|im_start|>assistant\n",
+        "```python\ndef add(a, b):\n    return a + b\n```<|im_end|>",
+    )
+    ids, labels = _encode(tokenizer, example, 256)
+    assert labels.count(-100) > 10  # a prompt whose logits the fast path skips
+
+    def loss_and_grad(precision: str, keep_arg: str | None) -> tuple[float, int, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        loss, tokens = _example_loss(torch, model, ids, labels, precision, keep_arg)
+        loss.backward()
+        grad = model.model.layers[-1].self_attn.q_proj.weight.grad.detach().clone()
+        return float(loss.detach()), tokens, grad
+
+    full, n_full, g_full = loss_and_grad("fp32", None)
+    fast, n_fast, g_fast = loss_and_grad("fp32", keep)
+    assert n_full == n_fast == sum(1 for x in labels if x != -100)
+    assert fast == pytest.approx(full, rel=1e-5)
+    assert torch.allclose(g_fast, g_full, rtol=1e-3, atol=1e-6)
+    half, _, g_half = loss_and_grad("bf16", keep)
+    assert half == pytest.approx(full, rel=0.03)  # bf16 matmuls, float32 loss
+    cos = torch.nn.functional.cosine_similarity(g_half.flatten(), g_full.flatten(), dim=0)
+    assert float(cos) > 0.95
