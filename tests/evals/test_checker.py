@@ -7,8 +7,16 @@ results row, hanging, killing its parent or itself, exit hooks, stealing the che
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +25,7 @@ from codeloop.evals.problems import Problem
 from codeloop.evals.samples import Sample
 from codeloop.evals.sessions import Session, SessionFactory, sandbox_factory
 from codeloop.evals.zygote import ForkChecker
+from codeloop.sandbox import Sandbox
 
 TASK = "HumanEval/2"
 WRONG = "    return 0.0\n"
@@ -261,3 +270,53 @@ def test_all_164_canonical_solutions_pass(problems: dict[str, Problem], fresh: b
     verdicts = list(check_all(samples, problems, sandbox_factory(timeout=10.0), timeout=5.0, fresh_sessions=fresh))
     failed = [(v.task_id, v.result) for v in verdicts if not v.passed]
     assert len(verdicts) == 164 and not failed, failed
+
+
+def test_an_unjailed_template_never_removes_what_others_put_in_the_shared_tmp(problems: dict[str, Problem]) -> None:
+    """Without a mount namespace /tmp is the host's, shared with every process of this uid: a canary
+    that another process makes there during a check survives the check, contents and mode. The
+    checks' temporary files go to a directory of the session's own instead, cleaned after each."""
+    shared = Path("/tmp")
+    if not (shared.is_dir() and os.access(shared, os.W_OK)):
+        pytest.skip("no writable /tmp here")
+    canary = shared / f"codeloop-canary-{secrets.token_hex(8)}"
+    canary_file = Path(f"{canary}.txt")
+    unjailed = lambda: Sandbox(timeout=5.0, jail=False)  # noqa: E731
+    waiter = (
+        "    import os, time\n"
+        "    deadline = time.monotonic() + 20\n"
+        f"    while not os.path.exists({str(canary / 'inside')!r}) and time.monotonic() < deadline:\n"
+        "        time.sleep(0.01)\n"
+        "    return number % 1.0\n"
+    )
+    leaver = (
+        "    import os, tempfile\n"
+        "    fd, path = tempfile.mkstemp()\n"
+        "    os.close(fd)\n"
+        "    assert os.path.dirname(path) == os.path.join(os.environ['HOME'], '.tmp'), path\n"
+        "    return number % 1.0\n"
+    )
+    probe = "    import os, tempfile\n    assert os.listdir(tempfile.gettempdir()) == []\n    return number % 1.0\n"
+    try:
+        with ForkChecker(unjailed, timeout=25.0) as forker, ThreadPoolExecutor(1) as pool:
+            check = lambda completion: forker.check(Sample(TASK, 0, completion), problems[TASK])  # noqa: E731
+            assert check(problems[TASK].canonical_solution).passed  # the template is up
+            assert forker._session is not None and not forker._session.isolation["namespaces"]
+            template = forker._session
+            during = pool.submit(check, waiter)
+            time.sleep(0.3)
+            # another process of this uid, as any on the host: a file, and a directory with a file in it
+            make = (f"import os; open({str(canary_file)!r}, 'w').write('canary'); os.mkdir({str(canary)!r}, 0o755); "
+                    f"open(os.path.join({str(canary)!r}, 'inside'), 'w').write('canary')")
+            subprocess.run([sys.executable, "-c", make], check=True, timeout=30)
+            verdict = during.result(timeout=60)
+            assert verdict.passed, verdict.result  # it saw the canary: it was made during the check
+            assert canary_file.read_text() == "canary" and (canary / "inside").read_text() == "canary"
+            assert stat.S_IMODE(canary.stat().st_mode) == 0o755
+            assert check(leaver).passed and check(probe).passed  # its temp file is gone before the next
+            assert forker._session is template
+    finally:
+        for leftover in (canary / "inside", canary_file):
+            leftover.unlink(missing_ok=True)
+        if canary.is_dir():
+            canary.rmdir()

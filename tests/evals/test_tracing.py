@@ -88,3 +88,40 @@ def test_bad_inputs() -> None:
     for value in (None, "'not json'", "42", repr('{"call": 1}')):
         with pytest.raises(TraceError):
             parse_trace(value)
+
+
+def test_the_cell_leaves_only_its_own_name_in_the_session() -> None:
+    """The shared tracer code runs in a namespace of its own: none of its names (imports, classes) land
+    in the session, where a later cell could come to rely on them."""
+    namespace: dict[str, object] = {}
+    exec(compile(SOURCE, "<program>", "exec"), namespace)
+    before = set(namespace)
+    parse_trace(_run_cell(trace_cell("solve([1])", "solve"), namespace))
+    assert set(namespace) - before == {"_codeloop_trace"}
+
+
+def test_the_shared_tracer_code_can_be_shipped() -> None:
+    """tracecore goes into the sandbox as text: stdlib imports only, no ``from __future__`` (its text is
+    pasted after another file's), and it runs on its own."""
+    import sys
+
+    from codeloop.sandbox import tracecore
+
+    text = tracecore.source()
+    imported = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported and imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
+    shared: dict[str, object] = {"__name__": "_codeloop_tracecore"}
+    exec(compile(text, "<tracecore>", "exec"), shared)
+    rec = shared["LineRecorder"](max_repr=10, head=1, tail=1, scan=4, max_vars=2)  # type: ignore[operator]
+
+    def frame_of() -> object:
+        m, f, a, b, c = sys, len, "x" * 50, [1], 3  # noqa: F841 - read from the frame
+        return sys._getframe()
+
+    # bounded in size and in number, modules and callables left out
+    assert rec.data_locals(frame_of()) == {"a": "'xx...xxx'", "b": "[1]"}  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from codeloop.evals.checker import CheckResult, Outcome, program_cell
 from codeloop.evals.problems import Problem
 from codeloop.evals.samples import Sample
 from codeloop.evals.sessions import Session, SessionFactory, error_summary
+from codeloop.sandbox.layers import plain_names
 from codeloop.sandbox.result import RunResult
 
 __all__ = ["ForkChecker", "check_source"]
@@ -71,8 +72,17 @@ class ForkChecker:
         # with a uid of its own; anywhere else it could reach processes that are not the sample's.
         sweep = bool(isolation.get("namespaces") and isolation.get("uid"))
         # In a mount namespace /tmp is the session's own tmpfs: the template may clean inside it.
+        # Anywhere else /tmp may be the host's, shared with processes that are not the session's:
+        # the template never cleans it, and gives the checks a temp directory of the session's own
+        # (the jail's TMPDIR, made for this session alone, when a jail layer runs it; else one of
+        # its own inside the session directory).
         private_tmp = bool(isolation.get("namespaces"))
-        started = session.run(_TEMPLATE + f"\n_codeloop_zygote = _Zygote(sweep={sweep}, private_tmp={private_tmp})\n", timeout=30)
+        jailed = any(on for name, on in isolation.items() if name not in plain_names())
+        own_tmpdir = jailed and not private_tmp
+        started = session.run(
+            _TEMPLATE + f"\n_codeloop_zygote = _Zygote(sweep={sweep}, private_tmp={private_tmp}, own_tmpdir={own_tmpdir})\n",
+            timeout=30,
+        )
         if started.status != "ok":
             self.close()
             raise SandboxError(f"the checker's template session did not start: {started.status} {error_summary(started)}")

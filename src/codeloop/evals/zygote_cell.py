@@ -11,9 +11,11 @@ What a sample cannot do, and why:
 * **see or touch another sample**: it is a new process with a new namespace, in a working
   directory of its own; no directory it can write is on ``sys.path`` (a planted ``typing/``
   package is never imported by a later sample); the files it leaves in the session directory
-  and /tmp are removed by descriptor (whatever their permissions or depth), inside the
-  directories the template started with (a seeded ~/.cache/matplotlib) too, and a change to
-  what the template started with replaces the template; and (with a pid
+  and its temp directory are removed by descriptor (whatever their permissions or depth), inside
+  the directories the template started with (a seeded ~/.cache/matplotlib) too, and a change to
+  what the template started with replaces the template (the temp directory: /tmp in a mount
+  namespace, where it is the session's own tmpfs; else a directory made for this session alone,
+  TMPDIR for the checks: a /tmp that may be the host's is never cleaned); and (with a pid
   namespace and a uid of the session's own) every process it left behind is killed after its
   check; limits it set on this process (``prlimit``, priority, affinity) are found after its
   check, and the template is then replaced (``restart`` in the verdict) before the next sample;
@@ -40,6 +42,7 @@ import select
 import signal
 import stat
 import sys
+import tempfile
 import time
 
 _PR_SET_DUMPABLE = 4
@@ -179,16 +182,24 @@ def _tree(fd, depth=0):
     return tree
 
 
-def tree_of(directory, deep=True):
-    """``_tree`` of ``directory``, opened without following a link; without ``deep`` only the
-    names in it, each kept whole (what ``remove_new`` then leaves alone, contents and all)."""
-    if not deep:
-        return dict.fromkeys(os.listdir(directory), ("opaque",))
+def tree_of(directory):
+    """``_tree`` of ``directory``, opened without following a link."""
     fd = os.open(directory, _DIR)
     try:
         return _tree(fd)
     finally:
         os.close(fd)
+
+
+def _usable(directory, root):
+    """Whether ``directory`` can be listed and written here, and is not ``root`` itself."""
+    if os.path.realpath(directory) == os.path.realpath(root):
+        return False
+    try:
+        os.listdir(directory)  # Landlock may deny it
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
 
 
 def _under(path, root):
@@ -215,26 +226,32 @@ def _process_state():
 
 
 class _Zygote:
-    def __init__(self, sweep, private_tmp=False):
+    def __init__(self, sweep, private_tmp=False, own_tmpdir=False):
         self.sweep = sweep
         self.root = os.getcwd()
-        self.tmp = None  # the session's private /tmp (bubblewrap's, or the jail's TMPDIR without one)
-        for candidate in ("/tmp", os.environ.get("TMPDIR")):
-            if candidate and os.path.realpath(candidate) != os.path.realpath(self.root):
-                try:
-                    os.listdir(candidate)  # Landlock may deny the host's /tmp: then it is not ours
-                except OSError:
-                    continue
-                if os.access(candidate, os.W_OK):
-                    self.tmp = candidate
-                    break
-        # /tmp is this session's own only in a mount namespace (bubblewrap's tmpfs); the jail's
-        # TMPDIR always is. Inside a /tmp that may be the host's, directories that were there
-        # are never entered: only new names in /tmp itself are removed, as before.
-        self.deep_tmp = bool(private_tmp) or self.tmp != "/tmp"
+        inherited = os.environ.get("TMPDIR")
+        self.tmp = None  # a temp directory of this session's alone, outside the session directory
+        if private_tmp:
+            # A mount namespace: /tmp is bubblewrap's tmpfs, this session's own.
+            if _usable("/tmp", self.root):
+                self.tmp = "/tmp"
+        else:
+            # /tmp (and /dev/shm) may be the host's, shared with every other process of this uid: a
+            # new name there may be anyone's, so they are never cleaned. The checks' temporary files
+            # go to a directory of the session's own: the jail's TMPDIR, made for this session alone
+            # (``own_tmpdir``, from the host), else ``.tmp`` made here in the session directory and
+            # cleaned with it.
+            if own_tmpdir and inherited and _usable(inherited, self.root):
+                self.tmp = inherited
+            else:
+                own = os.path.join(self.root, ".tmp")
+                os.mkdir(own, 0o700)
+                os.environ["TMPDIR"] = tempfile.tempdir = own
         # No directory a sample can write may be on sys.path, here or in a child: a module planted
         # there (typing/, json.py) would run as a later sample's (or this template's) own code.
-        writable = [os.path.realpath(d) for d in (self.root, self.tmp, "/dev/shm") if d]
+        # A /tmp or TMPDIR this process can list and write counts, whether it cleans it or not.
+        shared = [d for d in (inherited, "/tmp") if d and _usable(d, self.root)]
+        writable = [os.path.realpath(d) for d in (self.root, self.tmp, *shared, "/dev/shm") if d]
         sys.path[:] = [
             p for p in sys.path
             if p and os.path.isabs(p) and not any(_under(os.path.realpath(p), d) for d in writable)
@@ -245,7 +262,7 @@ class _Zygote:
         # each check anything new in it is removed, at any depth, and any other change to it
         # (a kept file written or removed) replaces the template.
         self.keep_root = tree_of(self.root)
-        self.keep_tmp = tree_of(self.tmp, self.deep_tmp) if self.tmp else {}
+        self.keep_tmp = tree_of(self.tmp) if self.tmp else {}
         self.state = _process_state()
         self._no_dump()
 
@@ -334,12 +351,12 @@ class _Zygote:
         except OSError:
             pass
         restart = False
-        for directory, keep, deep in ((self.root, self.keep_root, True), (self.tmp, self.keep_tmp, self.deep_tmp)):
+        for directory, keep in ((self.root, self.keep_root), (self.tmp, self.keep_tmp)):
             if directory is None:
                 continue
             try:
                 remove_new(directory, keep)
-                same = tree_of(directory, deep) == keep
+                same = tree_of(directory) == keep
             except OSError:
                 same = False
             restart = restart or not same  # what a later sample could find: start a clean template

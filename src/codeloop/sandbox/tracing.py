@@ -3,7 +3,8 @@
 ``trace_cell`` builds a cell that runs one call under ``sys.settrace`` inside the session and
 evaluates to a JSON record of what ran: each executed line of the traced file with the locals it
 changed, the call's result or exception, and counts of what was left out. The code it injects
-(``_codeloop_trace``) is stdlib-only and bounded in steps, events kept and repr length, so an
+(``_codeloop_trace``, with the source of :mod:`codeloop.sandbox.tracecore`, which it runs in a
+namespace of its own) is stdlib-only and bounded in steps, events kept and repr length, so an
 infinite loop or a huge value cannot flood the host. ``parse_trace`` and ``format_trace`` turn the
 record back into text for a model, in the spirit of LDB (Zhong et al. 2024).
 """
@@ -16,14 +17,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Trace", "TraceError", "TraceEvent", "TraceLimits", "format_trace", "parse_trace", "trace_cell"]
+from codeloop.sandbox import tracecore
+
+__all__ = ["Trace", "TraceError", "TraceEvent", "TraceLimits", "format_trace", "parse_trace", "trace_cell", "tracer_source"]
 
 
-def _codeloop_trace(call: str, entry_point: str, limits: dict[str, int]) -> str:  # pragma: no cover - runs in the sandbox
-    """Run ``call`` with a line tracer on the file that defines ``entry_point``; return a JSON record."""
-    import collections
+def _codeloop_trace(call: str, entry_point: str, limits: dict[str, int], core: str) -> str:  # pragma: no cover - runs in the sandbox
+    """Run ``call`` with a line tracer on the file that defines ``entry_point``; return a JSON record.
+
+    ``core`` is the source of :mod:`codeloop.sandbox.tracecore`, run in a namespace of its own so
+    that none of its names land in the session's.
+    """
     import json
-    import reprlib
     import sys
     import types
     import typing
@@ -31,66 +36,28 @@ def _codeloop_trace(call: str, entry_point: str, limits: dict[str, int]) -> str:
     namespace = sys._getframe(1).f_globals
     target = namespace[entry_point]
     filename = getattr(getattr(target, "__code__", None), "co_filename", None)
-    shorten = reprlib.Repr()
-    shorten.maxstring = shorten.maxother = limits["max_repr"]
-    shorten.maxlist = shorten.maxtuple = shorten.maxset = shorten.maxdict = 8
-    shorten.maxlevel = 3
-    head: list[dict[str, object]] = []
-    tail: collections.deque[dict[str, object]] = collections.deque(maxlen=limits["tail"])
-    state = {"steps": 0, "events": 0}
-    snapshots: dict[int, dict[str, str]] = {}
-    last_line: dict[int, int] = {}
+    shared: dict[str, typing.Any] = {"__name__": "_codeloop_tracecore"}
+    exec(compile(core, "<codeloop-tracecore>", "exec"), shared)
+    rec = shared["LineRecorder"](max_repr=limits["max_repr"], head=limits["head"], tail=limits["tail"])
+    exception_type = shared["exception_type"]
+    state = {"steps": 0}
+    here: dict[str, object] = {}  # the events name no file: one file is traced
 
     class Budget(BaseException):
         """Raised from the tracer to stop a run that exceeds the step budget."""
 
-    def safe_repr(value: object) -> str:
-        try:
-            return shorten.repr(value)
-        except Exception:
-            return "<unrepresentable>"
-
-    def data_locals(frame: types.FrameType) -> dict[str, str]:
-        out = {}
-        for name, value in list(frame.f_locals.items())[:32]:
-            if name.startswith("__") or callable(value) or type(value).__name__ == "module":
-                continue
-            out[name] = safe_repr(value)
-        return out
-
-    def record(event: dict[str, object]) -> None:
-        state["events"] += 1
-        if len(head) < limits["head"]:
-            head.append(event)
-        else:
-            tail.append(event)
-
-    def changed(frame: types.FrameType) -> dict[str, str]:
-        now = data_locals(frame)
-        before = snapshots.get(id(frame), {})
-        snapshots[id(frame)] = now
-        return {k: v for k, v in now.items() if before.get(k) != v}
-
     def local_tracer(frame: types.FrameType, event: str, arg: typing.Any) -> typing.Any:
-        key = id(frame)
         if event == "line":
             state["steps"] += 1
             if state["steps"] > limits["max_steps"]:
                 raise Budget()
-            if key in last_line:
-                record({"line": last_line[key], "fn": frame.f_code.co_name, "vars": changed(frame)})
-            last_line[key] = frame.f_lineno
+            rec.line(frame, here)
         elif event == "return":
-            if key in last_line:
-                record({"line": last_line.pop(key), "fn": frame.f_code.co_name, "vars": changed(frame), "ret": safe_repr(arg)})
-            snapshots.pop(key, None)
+            rec.returned(frame, arg, here)
         elif event == "exception":
-            exc_type = arg[0] if isinstance(arg, tuple) else type(arg)
+            exc_type = exception_type(arg)
             if exc_type not in (Budget, StopIteration, GeneratorExit):
-                # The line raised: record it now; the 'return' that follows is the exception leaving.
-                last_line.pop(key, None)
-                name = getattr(exc_type, "__name__", "?")
-                record({"line": frame.f_lineno, "fn": frame.f_code.co_name, "vars": changed(frame), "exc": name})
+                rec.raised(frame, getattr(exc_type, "__name__", "?"), here)
         return local_tracer
 
     def global_tracer(frame: types.FrameType, event: str, arg: typing.Any) -> typing.Any:
@@ -98,31 +65,34 @@ def _codeloop_trace(call: str, entry_point: str, limits: dict[str, int]) -> str:
         # Comprehensions, generator expressions and lambdas run on their parent's line: skip the noise.
         if event != "call" or code.co_filename != filename or code.co_name.startswith("<"):
             return None
-        snapshots[id(frame)] = {}
-        record({"line": frame.f_lineno, "fn": frame.f_code.co_name, "call": data_locals(frame)})
-        snapshots[id(frame)] = data_locals(frame)
+        rec.call(frame, here)
         return local_tracer
 
     outcome: dict[str, object] = {}
     code = compile(call, "<codeloop-trace-call>", "eval")
     sys.settrace(global_tracer)
     try:
-        outcome["result"] = safe_repr(eval(code, namespace))
+        outcome["result"] = rec.repr(eval(code, namespace))
     except Budget:
         outcome["stopped"] = f"stopped after {limits['max_steps']} steps (an endless loop?)"
     except BaseException as e:  # the traced code's own failure is part of the record
-        outcome["exception"] = f"{type(e).__name__}: {safe_repr(str(e))[1:-1]}"
+        outcome["exception"] = f"{type(e).__name__}: {rec.repr(str(e))[1:-1]}"
     finally:
         sys.settrace(None)
     outcome.update(
         call=call,
-        head=head,
-        tail=list(tail),
-        events=state["events"],
+        head=rec.head,
+        tail=list(rec.tail),
+        events=rec.events,
         steps=state["steps"],
         traced=filename is not None,
     )
     return json.dumps(outcome)
+
+
+def tracer_source() -> str:
+    """Code that defines ``_codeloop_trace`` and ``_CODELOOP_TRACECORE`` (its ``core`` argument), for a file shipped into the sandbox."""
+    return f"{inspect.getsource(_codeloop_trace)}\n\n_CODELOOP_TRACECORE = {tracecore.source()!r}\n"
 
 
 class TraceError(ValueError):
@@ -182,7 +152,8 @@ def trace_cell(call: str, entry_point: str, limits: TraceLimits | None = None) -
         raise ValueError(f"not a function name: {entry_point!r}")
     lim = limits or TraceLimits()
     bounds = {"head": lim.head, "tail": lim.tail, "max_steps": lim.max_steps, "max_repr": lim.max_repr}
-    return f"{inspect.getsource(_codeloop_trace)}\n_codeloop_trace({call!r}, {entry_point!r}, {bounds!r})\n"
+    return (f"{inspect.getsource(_codeloop_trace)}\n"
+            f"_codeloop_trace({call!r}, {entry_point!r}, {bounds!r}, {tracecore.source()!r})\n")
 
 
 def _event(raw: dict[str, Any]) -> TraceEvent:

@@ -33,6 +33,7 @@ from codeloop.errors import SandboxError
 from codeloop.llm.types import Message
 from codeloop.sandbox import Sandbox
 from codeloop.text.replies import find_code_blocks
+from codeloop.workflows import debug_monitor
 from codeloop.workflows.fix import Emit, ModelReplies, ModelSource, emitter
 from codeloop.workflows.fix_sandbox import ProjectSandbox
 from codeloop.workflows.patch import (
@@ -358,7 +359,7 @@ def debug(
         snapshot = Snapshot(root=base, files={rel: data})
     snapshot.files[rel] = data
     texts = {k: v.decode("utf-8", "replace") for k, v in snapshot.files.items() if k.endswith(".py")}
-    monitor = Path(__file__).with_name("debug_monitor.py").read_text(encoding="utf-8")
+    monitor = debug_monitor.script_source()
     setup = (f"import os\nos.makedirs('.codeloop_fix', exist_ok=True)\n"
              f"with open('.codeloop_fix/_codeloop_debug_monitor.py', 'w') as f:\n    f.write({monitor!r})\n")
     cell = ("from typing import Any\n" + inspect.getsource(_monitor_cell)

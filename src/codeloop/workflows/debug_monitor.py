@@ -11,7 +11,11 @@ script as ``__main__`` with its arguments under ``sys.settrace`` (this package s
   variables of the spinning frame changed over the last events and which stayed the same.
 
 Everything is bounded (events kept, repr length, variables per frame), so a huge value or an endless
-loop cannot flood the host. It writes one JSON record to the path in the config. Stdlib only.
+loop cannot flood the host. It writes one JSON record to the path in the config.
+
+The sandboxed worker cannot import codeloop, so the monitor goes there as one standalone script,
+:func:`script_source`: this file with the stdlib-only :mod:`codeloop.sandbox.tracecore` (the
+bounded values, locals and line events it shares with the cell tracer) pasted in place of its import.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from __future__ import annotations
 import collections
 import json
 import os
-import reprlib
 import runpy
 import signal
 import sys
 import time
 import types
 from typing import Any
+
+from codeloop.sandbox.tracecore import LineRecorder, exception_name  # script_source() pastes the module here
 
 
 def main(config_path: str) -> int:
@@ -36,16 +41,10 @@ def main(config_path: str) -> int:
     limits = cfg["limits"]
     out_path = cfg["output"]
     own = os.path.realpath(__file__)
-    shorten = reprlib.Repr()
-    shorten.maxstring = shorten.maxother = limits["max_repr"]
-    shorten.maxlist = shorten.maxtuple = shorten.maxset = shorten.maxdict = 8
-    shorten.maxlevel = 3
-    head: list[dict[str, Any]] = []
-    tail: collections.deque[dict[str, Any]] = collections.deque(maxlen=limits["tail"])
+    rec = LineRecorder(max_repr=limits["max_repr"], head=limits["head"], tail=limits["tail"], scan=limits["max_vars"] * 2,
+                       max_vars=limits["max_vars"])
     hits: collections.Counter[tuple[str, int]] = collections.Counter()
-    state = {"lines": 0, "events": 0}
-    snapshots: dict[int, dict[str, str]] = {}
-    last_line: dict[int, int] = {}
+    state = {"lines": 0}
     user_cache: dict[str, str | None] = {}
     record: dict[str, Any] = {"status": "ok", "exit_code": 0}
     started = time.monotonic()
@@ -58,54 +57,16 @@ def main(config_path: str) -> int:
             user_cache[filename] = os.path.relpath(real, root) if ok else None
         return user_cache[filename]
 
-    def safe_repr(value: object) -> str:
-        try:
-            return shorten.repr(value)
-        except Exception:
-            return "<unrepresentable>"
-
-    def data_locals(frame: types.FrameType) -> dict[str, str]:
-        out = {}
-        for name, value in list(frame.f_locals.items())[: limits["max_vars"] * 2]:
-            if name.startswith("__") or callable(value) or isinstance(value, types.ModuleType):
-                continue
-            out[name] = safe_repr(value)
-            if len(out) >= limits["max_vars"]:
-                break
-        return out
-
-    def add(event: dict[str, Any]) -> None:
-        state["events"] += 1
-        if len(head) < limits["head"]:
-            head.append(event)
-        else:
-            tail.append(event)
-
-    def changed(frame: types.FrameType) -> dict[str, str]:
-        now = data_locals(frame)
-        before = snapshots.get(id(frame), {})
-        snapshots[id(frame)] = now
-        return {k: v for k, v in now.items() if before.get(k) != v}
-
     def local_tracer(frame: types.FrameType, event: str, arg: Any) -> Any:
-        key = id(frame)
         name = rel(frame.f_code.co_filename) or "?"
         if event == "line":
             state["lines"] += 1
             hits[(name, frame.f_lineno)] += 1
-            if key in last_line:
-                add({"file": name, "line": last_line[key], "fn": frame.f_code.co_name, "vars": changed(frame)})
-            last_line[key] = frame.f_lineno
+            rec.line(frame, {"file": name})
         elif event == "return":
-            if key in last_line:
-                add({"file": name, "line": last_line.pop(key), "fn": frame.f_code.co_name, "vars": changed(frame),
-                     "ret": safe_repr(arg)})
-            snapshots.pop(key, None)
+            rec.returned(frame, arg, {"file": name})
         elif event == "exception":
-            last_line.pop(key, None)
-            exc_type = arg[0] if isinstance(arg, tuple) else type(arg)
-            add({"file": name, "line": frame.f_lineno, "fn": frame.f_code.co_name, "vars": changed(frame),
-                 "exc": getattr(exc_type, "__name__", "?")})
+            rec.raised(frame, exception_name(arg), {"file": name})
         return local_tracer
 
     def global_tracer(frame: types.FrameType, event: str, arg: Any) -> Any:
@@ -115,8 +76,7 @@ def main(config_path: str) -> int:
         name = rel(code.co_filename)
         if name is None:
             return None
-        snapshots[id(frame)] = data_locals(frame)
-        add({"file": name, "line": frame.f_lineno, "fn": code.co_name, "call": dict(snapshots[id(frame)])})
+        rec.call(frame, {"file": name})
         return local_tracer
 
     def user_frames(frames: list[tuple[types.FrameType, int]]) -> list[dict[str, Any]]:
@@ -125,15 +85,15 @@ def main(config_path: str) -> int:
             name = rel(frame.f_code.co_filename)
             if name is None:
                 continue
-            out.append({"file": name, "line": lineno, "function": frame.f_code.co_name, "locals": data_locals(frame)})
+            out.append({"file": name, "line": lineno, "function": frame.f_code.co_name, "locals": rec.data_locals(frame)})
         return out[-limits["max_frames"]:]
 
     def finish() -> None:
         sys.settrace(None)
         record.update(
-            head=head,
-            tail=list(tail),
-            events=state["events"],
+            head=rec.head,
+            tail=list(rec.tail),
+            events=rec.events,
             lines_run=state["lines"],
             hot_lines=[[f, n, c] for (f, n), c in hits.most_common(8)],
             duration=round(time.monotonic() - started, 4),
@@ -155,7 +115,7 @@ def main(config_path: str) -> int:
         record["frames"] = frames
         if frames:
             spin = frames[-1]
-            recent = [e for e in tail if e["fn"] == spin["function"] and e["file"] == spin["file"]]
+            recent = [e for e in rec.tail if e["fn"] == spin["function"] and e["file"] == spin["file"]]
             moved = {k for e in recent for k in e.get("vars", {})}
             record["spin"] = {
                 "file": spin["file"], "function": spin["function"], "line": spin["line"],
@@ -192,12 +152,30 @@ def main(config_path: str) -> int:
             tb = tb.tb_next
         record["status"] = "exception"
         record["exit_code"] = 1
-        record["exception"] = {"type": type(e).__name__, "message": safe_repr(str(e))[1:-1][:500]}
+        record["exception"] = {"type": type(e).__name__, "message": rec.repr(str(e))[1:-1][:500]}
         record["message"] = f"{type(e).__name__}: {record['exception']['message']}"
         record["frames"] = user_frames(frames)
     signal.setitimer(signal.ITIMER_REAL, 0)
     finish()
     return 0
+
+
+def script_source() -> str:
+    """The monitor as one standalone script (run as ``python SCRIPT CONFIG.json``): this file, with the
+    source of :mod:`codeloop.sandbox.tracecore` in place of the line that imports it. Host side."""
+    import ast
+
+    from codeloop.sandbox import tracecore
+
+    with open(__file__, encoding="utf-8") as f:
+        text = f.read()
+    lines = text.splitlines(keepends=True)
+    spans = [(node.lineno, node.end_lineno or node.lineno) for node in ast.parse(text).body
+             if isinstance(node, ast.ImportFrom) and node.module == tracecore.__name__]
+    if len(spans) != 1:
+        raise RuntimeError(f"the monitor should import {tracecore.__name__} once at its top level, not {len(spans)} times")
+    first, last = spans[0]
+    return "".join(lines[: first - 1]) + tracecore.source() + "".join(lines[last:])
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ per test its outcome, the assertion or exception text, and the traceback frames 
 variables of frames in the files being fixed (``CODELOOP_FIX_TARGETS``); plus collection errors. A
 test that runs past ``CODELOOP_FIX_TEST_TIMEOUT`` seconds is interrupted by an alarm where it spins,
 so a hang becomes a failure with a location. With ``CODELOOP_FIX_TRACE`` it traces one test with
-codeloop's bounded line tracer (``_codeloop_trace``, appended to this file when it is copied) through
-the file under test. Stdlib and pytest only.
+codeloop's bounded line tracer (``_codeloop_trace`` and its ``_CODELOOP_TRACECORE``, appended to this
+file when it is copied) through the file under test. Stdlib and pytest only.
 """
 
 from __future__ import annotations
@@ -157,15 +157,16 @@ def _module_file(target: str) -> str:
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
     if not _TRACE or pyfuncitem.nodeid != _TRACE.get("nodeid"):
         return None
-    tracer = globals().get("_codeloop_trace")
-    if tracer is None:
+    tracer, core = globals().get("_codeloop_trace"), globals().get("_CODELOOP_TRACECORE")
+    if tracer is None or core is None:
         return None
     kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     # The tracer learns which file to trace from the code of its entry point; give it just that.
     target = types.SimpleNamespace(__code__=types.SimpleNamespace(co_filename=_module_file(_TRACE["file"])))
     namespace = {"_codeloop_trace": tracer, "_codeloop_test": pyfuncitem.obj, "_codeloop_kwargs": kwargs,
-                 "_codeloop_target": target, "_codeloop_limits": _TRACE["limits"]}
-    code = "_codeloop_out = _codeloop_trace('_codeloop_test(**_codeloop_kwargs)', '_codeloop_target', _codeloop_limits)"
+                 "_codeloop_target": target, "_codeloop_limits": _TRACE["limits"], "_codeloop_core": core}
+    code = ("_codeloop_out = _codeloop_trace('_codeloop_test(**_codeloop_kwargs)', '_codeloop_target', _codeloop_limits,"
+            " _codeloop_core)")
     exec(compile(code, "<codeloop-trace>", "exec"), namespace)
     _state["trace"] = namespace["_codeloop_out"]
     return True

@@ -24,7 +24,7 @@ from typing import Any
 
 from codeloop.errors import SandboxError
 from codeloop.sandbox import Sandbox
-from codeloop.sandbox.tracing import Trace, TraceError, TraceLimits, _codeloop_trace, parse_trace
+from codeloop.sandbox.tracing import Trace, TraceError, TraceLimits, parse_trace, tracer_source
 from codeloop.workflows.snapshot import InputError, Snapshot
 
 __all__ = ["Frame", "ProjectSandbox", "TestOutcome", "TestRun", "split_command"]
@@ -224,7 +224,7 @@ def _zip(files: Mapping[str, bytes], removed: Sequence[str] = ()) -> str:
 
 
 def _plugin_source() -> str:
-    return Path(__file__).with_name("fix_plugin.py").read_text(encoding="utf-8") + "\n\n" + inspect.getsource(_codeloop_trace)
+    return Path(__file__).with_name("fix_plugin.py").read_text(encoding="utf-8") + "\n\n" + tracer_source()
 
 
 class ProjectSandbox:
