@@ -1,14 +1,9 @@
-"""Fixtures shared by the CLI tests: the HumanEval problems and the assembled default model.
+"""Fixtures shared by the CLI tests: the HumanEval problems (the assembled default model is in tests/conftest.py).
 
 Each test file isolates the user directory itself (its own ``codeloop_home`` fixture).
 """
 
 from __future__ import annotations
-
-import os
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,34 +13,3 @@ from codeloop.evals.problems import Problem, load_humaneval
 @pytest.fixture(scope="session")
 def problems() -> dict[str, Problem]:
     return load_humaneval()
-
-
-@pytest.fixture(scope="session")
-def assembled_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The default GGUF assembled and verified once per session (a real assembly, ~2 s)."""
-    from codeloop.llm.assemble import prepare
-    from codeloop.llm.catalog import QWEN_05B
-
-    home = tmp_path_factory.mktemp("assembled-home")
-    old = os.environ.get("CODELOOP_HOME")
-    os.environ["CODELOOP_HOME"] = str(home)
-    try:
-        path = prepare(QWEN_05B)
-    finally:
-        if old is None:
-            os.environ.pop("CODELOOP_HOME", None)
-        else:
-            os.environ["CODELOOP_HOME"] = old
-    yield path
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture
-def default_ready(assembled_default: Path, codeloop_home: Path) -> Path:
-    """The assembled default hard-linked into this test's user dir (same inode: the stamp stays valid)."""
-    models = codeloop_home / "models"
-    models.mkdir(exist_ok=True)
-    os.link(assembled_default, models / assembled_default.name)
-    stamp = assembled_default.name + ".verified.json"
-    shutil.copyfile(assembled_default.with_name(stamp), models / stamp)
-    return models / assembled_default.name

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from codeloop.llm.assemble import prepare
-from codeloop.llm.catalog import QWEN_05B, SMOLLM2_135M
+from codeloop.llm.catalog import SMOLLM2_135M
 from local_servers import LlamaServer
 
 _ENV = (
@@ -43,37 +41,6 @@ def smollm_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_135M.filename
     assert path.is_file()
     return path
-
-
-@pytest.fixture(scope="session")
-def assembled_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The default GGUF assembled and verified once per session (a real assembly, ~2 s)."""
-    home = tmp_path_factory.mktemp("assembled-home")
-    old = os.environ.get("CODELOOP_HOME")
-    os.environ["CODELOOP_HOME"] = str(home)
-    try:
-        path = prepare(QWEN_05B)
-    finally:
-        if old is None:
-            os.environ.pop("CODELOOP_HOME", None)
-        else:
-            os.environ["CODELOOP_HOME"] = old
-    yield path
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture
-def default_ready(assembled_default: Path, codeloop_home: Path) -> Path:
-    """The assembled default hard-linked into this test's user dir (same inode: the stamp stays valid).
-
-    Never change the linked file's metadata in a test (it is shared); replace files instead.
-    """
-    models = codeloop_home / "models"
-    models.mkdir(exist_ok=True)
-    os.link(assembled_default, models / assembled_default.name)
-    stamp = assembled_default.name + ".verified.json"
-    shutil.copyfile(assembled_default.with_name(stamp), models / stamp)
-    return models / assembled_default.name
 
 
 @pytest.fixture(scope="session")
