@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--vote", default="3/4",
         help="M/N: sample N programs per generated task, keep it when M print the same answer (default: 3/4)",
     )
+    parser.add_argument(
+        "--teacher", default=None, metavar="MODEL",
+        help="let another model write the programs (e.g. qwen-coder-1.5b); the sandbox still verifies each "
+        "one and the --model is trained on them (default: the model teaches itself)",
+    )
     parser.add_argument("--samples", type=int, default=4, help="programs sampled per task (default: 4)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default: 0.8)")
     parser.add_argument("--keep", type=int, default=1, help="verified programs kept per task (default: 1)")
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         proposals=args.proposals,
         vote_agree=int(agree),
         vote_samples=int(of),
+        teacher=args.teacher,
     )
     out = args.out or user_dir() / "selftrain" / args.name
 

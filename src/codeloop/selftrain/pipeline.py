@@ -56,6 +56,9 @@ class SelftrainConfig:
     proposals: int = 40  # generated tasks wanted (at most 3x as many model calls)
     vote_agree: int = 3  # a generated task is kept when vote_agree of vote_samples programs agree
     vote_samples: int = 4
+    #: the model that writes the programs (default: ``model`` itself); ``model`` is the one trained.
+    #: Only the programs the sandbox verifies are kept, whoever wrote them.
+    teacher: str | None = None
 
     def __post_init__(self) -> None:
         if self.tasks < 1 or self.samples_per_task < 1 or self.keep_per_task < 1:
@@ -73,6 +76,8 @@ class SelftrainConfig:
             raise ConfigError(f"the vote needs 1 <= m <= n, got {self.vote_agree} of {self.vote_samples}")
         if 2 * self.vote_agree <= self.vote_samples:
             raise ConfigError(f"{self.vote_agree} of {self.vote_samples} is no majority: the vote needs m > n/2")
+        if self.teacher is not None and (not self.teacher.strip() or self.teacher == self.model):
+            raise ConfigError("the teacher must be another model than the one trained (leave it out to self-train)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -430,12 +435,16 @@ def run_pipeline(
     gguf_path = getattr(model, "path", None)
     if not isinstance(gguf_path, Path):
         raise ConfigError(f"self-training needs an embedded model (a GGUF run by llama.cpp), not {config.model}")
+    # the writer of the programs: the model itself, or a teacher whose verified programs it learns from
+    writer = get_model(config.teacher) if config.teacher else model
+    if config.teacher:
+        say(f"teacher: {writer.name} writes the programs, {model.name} is trained on the verified ones")
     if "generated" in config.sources:
-        tasks["generated"] = _stage_tasks_generated(run, model)
+        tasks["generated"] = _stage_tasks_generated(run, writer)
     tasks = {source: tasks[source] for source in config.sources}
     if stop_after == "tasks":
         return run.report
-    samples = {source: _stage_sample(run, source, tasks[source], model) for source in config.sources}
+    samples = {source: _stage_sample(run, source, tasks[source], writer) for source in config.sources}
     if stop_after == "sample":
         return run.report
     examples: list[TrainExample] = []
