@@ -48,6 +48,12 @@ def test_config_checks_and_old_run_directories() -> None:
     old = SelftrainConfig().to_dict()
     del old["sources"], old["function_tasks"], old["proposals"]  # a config.json from before the sources
     assert SelftrainConfig.from_dict(old).sources == ("questions",)
+    del old["teacher"]  # a config.json from before teachers: the model taught itself
+    assert SelftrainConfig.from_dict(old).teacher is None
+    with pytest.raises(ConfigError, match="another model"):
+        SelftrainConfig(teacher="qwen-coder-0.5b")
+    taught = SelftrainConfig(teacher="qwen-coder-1.5b")
+    assert SelftrainConfig.from_dict(json.loads(json.dumps(taught.to_dict()))) == taught
 
 
 @pytest.mark.parametrize(
@@ -113,6 +119,27 @@ def test_tiny_pipeline_trains_registers_and_changes_the_model(tmp_path: Path) ->
     b = np.array(_last_logits(base, prompt))
     t = np.array(_last_logits(tuned, prompt))
     assert np.linalg.norm(t - b) > 1e-3 * np.linalg.norm(b)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_a_teacher_writes_the_programs_and_the_student_prompt_is_kept(tmp_path: Path) -> None:
+    """--teacher: the samples come from the teacher model; the training prompts are the student's."""
+    from codeloop.llm import get_model
+
+    student = get_model("qwen-coder-0.5b")
+    teacher = f"gguf:{student.path}"  # the same weights under another name: a cheap, real second model
+    config = SelftrainConfig(
+        name="teachtest", tasks=1, samples_per_task=2, temperature=0.7, seed=0,
+        families=("reverse-word",), sources=("questions",), teacher=teacher,
+    )
+    report = run_pipeline(tmp_path / "run", config, stop_after="select")
+    sample = report["stages"]["sample"]["by_source"]["questions"]
+    assert sample["writer"] != student.name and sample["writer"].endswith(student.path.name)
+    assert sample["samples"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "run" / "questions" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == report["stages"]["select"]["kept"] >= 1  # reverse-word is easy: one verified program
+    assert rows[0]["prompt"].startswith("<|im_start|>system")  # rendered with the student's chat template
 
 
 def _last_logits(model: object, prompt: str) -> list[float]:

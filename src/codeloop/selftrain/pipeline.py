@@ -297,6 +297,7 @@ def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> l
         "errors": sum(s.status not in ("ok", "no-code") for s in samples),
         "seconds": round(time.perf_counter() - start, 1),
         "completion_tokens": sum(s.tokens for s in samples),
+        "writer": str(getattr(model, "name", model)),  # the model that wrote the programs
     }
     if source == "generated":
         figures["agreed"] = verified_tasks  # tasks where vote_agree of vote_samples programs agreed
