@@ -320,6 +320,14 @@ _last: dict[str, float] = {}
 _last_lock = threading.Lock()
 
 
+def _new_lock_after_fork() -> None:
+    global _last_lock
+    _last_lock = threading.Lock()  # a fork while another thread held it must not leave it locked
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def sweep_soon(root: str | os.PathLike[str] | None) -> None:
     """Sweep ``root`` on a daemon thread, unless this process did within ``SWEEP_INTERVAL``.
 
