@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("codeloop.cli.exec_cmd", "run code in the sandbox, no model"),
     "models": ("codeloop.cli.models_cmd", "list the available models and the default"),
     "history": ("codeloop.cli.history_cmd", "list, show and export stored runs and chats"),
+    "cleanup": ("codeloop.cli.cleanup_cmd", "remove sandbox directories left by killed codeloop processes"),
     "eval": ("codeloop.cli.eval_cmd", "benchmark a model: HumanEval (+ infilling, EvalPlus) pass@k in the sandbox"),
     "analyze": ("codeloop.cli.analyze_cmd", "analyse Python code: structure, ruff and radon findings, a model review"),
     "complete": ("codeloop.cli.complete_cmd", "complete code at FILE:LINE:COL (fill-in-the-middle)"),

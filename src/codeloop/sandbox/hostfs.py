@@ -4,10 +4,16 @@ Everything here touches only trees codeloop created itself, and never follows a 
 (or anything else) may have filled them with symlinks, hard links, unreadable directories or a
 directory thousands of levels deep, and may have removed or renamed parts of them.
 
-* ``new_session_dir(root)`` makes ``<root>/codeloop-XXXX/session``: the outer directory is the
-  caller's (mode 0711, so a session uid can only pass through it), the inner one is the session's.
-  A session uid cannot rename or replace its own directory, because the directory holding it is
-  not the session's and is not in a world-writable place.
+* ``new_session_dir(root)`` makes ``<root>/codeloop-XXXX/session``: the outer directory (the
+  *holder*) is the caller's (mode 0711, so a session uid can only pass through it), the inner one
+  is the session's. A session uid cannot rename or replace its own directory, because the
+  directory holding it is not the session's and is not in a world-writable place. The holder also
+  gets a lock file, ``holder.lock``, on which this process holds an exclusive ``flock`` for the
+  session's whole life (the descriptor is kept here, closed by ``remove_session``): a holder whose
+  lock nobody holds belongs to a dead process, which ``codeloop.sandbox.leftovers`` may remove.
+* ``remove_session(path)`` removes a session with its holder: the session and ``tmp-*`` subtrees
+  first, the lock file last, so a removal cut short still leaves a holder a later sweep can prove
+  stale and finish.
 * ``remove_tree(path)`` removes a directory codeloop made, with everything in it: it walks by
   file descriptor (``openat`` with ``O_NOFOLLOW``, ``unlinkat``), iteratively (no recursion, so
   any depth), fixes permissions only *inside* the tree, treats a missing tree as removed, and never
@@ -20,41 +26,133 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from codeloop.errors import SandboxError
 
-__all__ = ["SESSION_NAME", "chown_fresh_tree", "new_session_dir", "remove_session", "remove_tree"]
+__all__ = [
+    "HOLDER_LOCK",
+    "HOLDER_MAGIC",
+    "HOLDER_MODE",
+    "SESSION_NAME",
+    "chown_fresh_tree",
+    "new_session_dir",
+    "remove_holder_at",
+    "remove_session",
+    "remove_tree",
+]
 
 #: the name of a session directory inside its private holder ``codeloop-XXXX``
 SESSION_NAME = "session"
+#: the holder's lock file: its owner holds an exclusive flock on it while the session lives
+HOLDER_LOCK = "holder.lock"
+#: the first line of a holder's lock file (then ``pid N``, ``created T``, ``holder DEV:INO``)
+HOLDER_MAGIC = "codeloop session holder v1"
+#: the mode a holder is given (traversable by a session uid, not listable, not writable)
+HOLDER_MODE = 0o711
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: descriptors held open at most while walking down; deeper subtrees are moved up first
 _MAX_DEPTH = 48
 
 
-def new_session_dir(root: Path | None) -> Path:
-    """A fresh private session directory ``<root>/codeloop-XXXX/session`` (both made here)."""
-    holder = tempfile.mkdtemp(prefix="codeloop-", dir=root)
+#: holder path -> the descriptor of its lock file, locked by this process while the session lives
+_held: dict[str, int] = {}
+_held_lock = threading.Lock()
+
+
+def _forget_held_after_fork() -> None:
+    """In a forked child: close the copies of the parent's lock descriptors (the parent's locks stay
+    held: a flock belongs to the open file, which the parent still has open; a child never unlocks)."""
+    global _held_lock
+    for fd in _held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+    _held_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_held_after_fork)
+
+
+def _lock_holder(holder: str) -> int | None:
+    """Create the holder's lock file, take its flock, then write who we are; the descriptor, or
+    None when this filesystem will not lock (the holder is then left without a lock file).
+
+    The content is written only under the lock, so a sweeper that wins the lock before us reads
+    an empty file and leaves the holder alone; one that reads the content finds the lock held.
+    """
+    hfd = os.open(holder, _DIR_FLAGS)
     try:
-        os.chmod(holder, 0o711)  # traversable by a session uid, not listable, not writable
+        fd = os.open(
+            HOLDER_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=hfd
+        )
+        try:
+            for _ in range(1000):  # a sweeper holds an empty lock file's flock for microseconds
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(0.001)
+            else:
+                raise BlockingIOError(errno.EWOULDBLOCK, "the holder lock stayed taken")
+            st = os.fstat(hfd)
+            text = f"{HOLDER_MAGIC}\npid {os.getpid()}\ncreated {time.time():.6f}\n"
+            os.pwrite(fd, f"{text}holder {st.st_dev}:{st.st_ino}\n".encode("ascii"), 0)
+            return fd
+        except OSError:  # no flock here (some network filesystems): no lock file, no automatic sweep
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(HOLDER_LOCK, dir_fd=hfd)
+            return None
+    finally:
+        os.close(hfd)
+
+
+def new_session_dir(root: Path | None) -> Path:
+    """A fresh private session directory ``<root>/codeloop-XXXX/session`` (both made here), its
+    holder locked by this process until ``remove_session``."""
+    base = os.path.abspath(root if root is not None else tempfile.gettempdir())
+    holder = tempfile.mkdtemp(prefix="codeloop-", dir=base)
+    lock_fd: int | None = None
+    try:
+        os.chmod(holder, HOLDER_MODE)
+        lock_fd = _lock_holder(holder)
         session = os.path.join(holder, SESSION_NAME)
         os.mkdir(session, 0o700)
     except OSError:
-        remove_tree(Path(holder))
+        try:
+            remove_tree(Path(holder))
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
         raise
+    if lock_fd is not None:
+        with _held_lock:
+            _held[holder] = lock_fd
     return Path(session)
 
 
 def remove_session(session_dir: Path) -> None:
-    """Remove a session directory made by ``new_session_dir``, with its private holder."""
+    """Remove a session directory made by ``new_session_dir``, with its private holder; then let
+    go of the holder's lock (also when the removal failed: a later sweep may then finish it)."""
     session_dir = Path(session_dir)
     holder = session_dir.parent
     if session_dir.name == SESSION_NAME and holder.name.startswith("codeloop-"):
-        remove_tree(holder)
+        key = os.path.abspath(holder)
+        try:
+            _remove_path(key, remove_holder_at)
+        finally:
+            with _held_lock:
+                fd = _held.pop(key, None)
+            if fd is not None:
+                os.close(fd)
     else:  # a directory from an older layout: remove just it
         remove_tree(session_dir)
 
@@ -170,12 +268,31 @@ def _empty(top: int) -> None:
             os.close(fd)
 
 
-def remove_tree(path: Path | str) -> None:
-    """Remove the directory ``path`` (one codeloop made) and everything in it; see the module doc.
+def _remove_opened(parent: int, name: str, fd: int) -> None:
+    """Empty the directory ``fd`` (``name`` in ``parent``), then remove it from ``parent``."""
+    _empty(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(name, dir_fd=parent)  # never a chmod of ``parent``: it is not ours
 
-    A missing ``path`` counts as removed; a ``path`` that is now a link or a file is left alone
-    (it is not what codeloop made). Raises SandboxError when something could not be removed.
-    """
+
+def remove_holder_at(parent: int, name: str, holder: int) -> None:
+    """Remove the holder ``name`` of the directory ``parent``, already open as ``holder`` (by the
+    caller, without following links): its subdirectories (``session``, ``tmp-*``) first, then
+    the rest (its lock file), then the holder itself. Raises OSError when something stays."""
+    with os.scandir(holder) as entries:
+        subdirs = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
+    for sub in subdirs:
+        child = _open_dir(holder, sub)
+        if child is not None:
+            try:
+                _remove_opened(holder, sub, child)
+            finally:
+                os.close(child)
+    _remove_opened(parent, name, holder)
+
+
+def _remove_path(path: Path | str, remove: Callable[[int, str, int], None]) -> None:
+    """Open ``path``'s parent and ``path`` (never following a link at ``path``) and ``remove`` it."""
     path = os.path.abspath(path)
     parent_path, name = os.path.split(path)
     if not name:
@@ -194,15 +311,22 @@ def remove_tree(path: Path | str) -> None:
         if fd is None:
             return
         try:
-            _empty(fd)
+            remove(parent, name, fd)
         finally:
             os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.rmdir(name, dir_fd=parent)  # never a chmod of ``parent``: it is not ours
     except OSError as e:
         raise SandboxError(f"cannot remove {path} completely: {e}") from e
     finally:
         os.close(parent)
+
+
+def remove_tree(path: Path | str) -> None:
+    """Remove the directory ``path`` (one codeloop made) and everything in it; see the module doc.
+
+    A missing ``path`` counts as removed; a ``path`` that is now a link or a file is left alone
+    (it is not what codeloop made). Raises SandboxError when something could not be removed.
+    """
+    _remove_path(path, _remove_opened)
 
 
 def chown_fresh_tree(path: Path | str, uid: int, gid: int) -> None:

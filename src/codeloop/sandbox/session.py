@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from codeloop.errors import ConfigError, SandboxError
-from codeloop.sandbox import mplcache
+from codeloop.sandbox import leftovers, mplcache
 from codeloop.sandbox.config import SandboxConfig, check_limits, positive
 from codeloop.sandbox.exchange import Capture, Ending, Exchanged, before_request, exchange
 from codeloop.sandbox.hostfs import new_session_dir, remove_session
@@ -220,6 +220,7 @@ class Sandbox:
                 with contextlib.suppress(SandboxError):
                     remove_session(session_dir)
                 raise
+        leftovers.sweep_soon(self._root)  # holders of dead processes here: in the background, rate-limited
         # Top the pool up after this session's first result (or at close): starting a jailed spare
         # takes tens of ms of host CPU that would otherwise delay that first result.
         self._refill_owed = prestart
