@@ -348,7 +348,11 @@ def test_qwen_adapter_merges_through_the_cli_and_runs_as_base_plus_name(
     assert main(["adapters", "merge", "tiny", "--type", "base"]) == 0
     assert "--model qwen-coder-0.5b+tiny now loads it" in capsys.readouterr().out
     merged = get_model("qwen-coder-0.5b+tiny", n_ctx=256)
-    assert merged.path.name == MERGED_FILE and merged.adapter is None  # type: ignore[attr-defined]
-    assert gguf_tensor_types(merged.path) == gguf_tensor_types(qwen_home)  # type: ignore[attr-defined]
-    reply = merged.complete_text(PROMPTS[0], max_tokens=8, temperature=0.0).text
-    assert reply.strip()
+    try:
+        assert merged.path.name == MERGED_FILE and merged.adapter is None  # type: ignore[attr-defined]
+        assert gguf_tensor_types(merged.path) == gguf_tensor_types(qwen_home)  # type: ignore[attr-defined]
+        reply = merged.complete_text(PROMPTS[0], max_tokens=8, temperature=0.0).text
+        assert reply.strip()
+    finally:
+        merged.runtime.close()  # type: ignore[attr-defined]
+        merged.path.unlink()  # type: ignore[attr-defined]  # 491 MB this test wrote; pytest keeps tmp dirs
