@@ -108,13 +108,17 @@ def test_tiny_pipeline_trains_registers_and_changes_the_model(tmp_path: Path) ->
     assert fn["prompt"].endswith("<|im_start|>assistant\n```python\n" + task["prompt"])
     assert fn["completion"].startswith("    ") and fn["completion"].endswith("\n```")
 
-    # a second call resumes: every stage is already done, nothing is redone
-    again = run_pipeline(tmp_path / "run", config)
+    # a second call resumes: every stage is already done, nothing is redone; --merge adds the merge
+    again = run_pipeline(tmp_path / "run", config, merge="q8_0")
     assert again["stages"]["train"] == stages["train"]
+    assert again["stages"]["merge"]["type"] == "q8_0"
+    assert again["stages"]["merge"]["merged_tensors"] == 4 * 24  # every adapted matrix
+    merged = get_model("qwen-coder-0.5b+citest", n_ctx=256)
+    assert merged.path.name == "merged.gguf" and merged.adapter is None  # type: ignore[attr-defined]
 
     prompt = rows[0]["prompt"]
     base = get_model("qwen-coder-0.5b", n_ctx=2048)
-    tuned = get_model("qwen-coder-0.5b+citest", n_ctx=2048)
+    tuned = get_model("qwen-coder-0.5b+citest:lora", n_ctx=2048)
     assert tuned.runtime is not base.runtime
     b = np.array(_last_logits(base, prompt))
     t = np.array(_last_logits(tuned, prompt))

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fix": ("codeloop.cli.fix_cmd", "repair code until its tests pass (on a sandboxed copy; --write to apply)"),
     "debug": ("codeloop.cli.debug_cmd", "run a script under monitoring, explain the failure, propose a fix"),
     "selftrain": ("codeloop.cli.selftrain_cmd", "fine-tune the embedded model on programs its runs verified"),
+    "adapters": ("codeloop.cli.adapters_cmd", "list the self-trained LoRA adapters; merge one into its base model"),
     "lm": ("codeloop.cli.lm_cmd", "train, evaluate and sample codeloop's own small code language model"),
 }
 

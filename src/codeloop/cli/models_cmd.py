@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from codeloop.cli.adapters_cmd import adapter_rows, merged_label
 from codeloop.llm.assemble import ModelStatus, model_file, prepare, status
 from codeloop.llm.catalog import BUNDLED, find_bundled
 from codeloop.llm.registry import default_model_name, resolve_name
@@ -69,6 +70,7 @@ def _listing() -> dict[str, Any]:
         "default_resolved": default_resolved,
         "models": models,
         "aliases": configured_aliases(),
+        "adapters": adapter_rows(),
     }
 
 
@@ -92,6 +94,11 @@ def _print_table(listing: dict[str, Any]) -> None:
         print("\naliases (config.toml):")
         for alias, target in sorted(listing["aliases"].items()):
             print(f"  {alias} -> {target}")
+    if listing["adapters"]:
+        print("\nadapters (codeloop selftrain; merge with `codeloop adapters merge NAME`):")
+        for a in listing["adapters"]:
+            print(f"  {a['model']}  {merged_label(a)}")
+        print("  (BASE+NAME runs the merged model when there is one; BASE+NAME:lora the runtime adapter)")
     print(
         "\nalso: gguf:/path/model.gguf, openai:MODEL, ollama:MODEL, or --base-url URL for any OpenAI-compatible server"
     )

@@ -13,7 +13,8 @@ from codeloop.errors import ConfigError
 DESCRIPTION = (
     "Execution-verified fine-tuning (rejection sampling / STaR): make tasks, sample programs with the "
     "embedded model, run them in the sandbox, keep the verified ones, train a LoRA on them, export it as a "
-    "llama.cpp adapter and register it (use it as --model BASE+NAME). Task sources (--sources): "
+    "llama.cpp adapter and register it (use it as --model BASE+NAME); --merge also merges it into the base "
+    "model, which then runs at the base's speed. Task sources (--sources): "
     "'questions' (17 programmatic families, answers computed in Python; the agent's prompt), 'functions' "
     "(HumanEval-style functions written here, hidden tests computed by reference implementations; plain "
     "HumanEval's prompt), 'generated' (questions the model proposes, kept when M of N of its programs print "
@@ -57,7 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train in float32 throughout (default: bf16 autocast where the CPU has AMX or AVX512-BF16)",
     )
     parser.add_argument(
-        "--stop-after", default=None, help="stop after this stage: tasks, sample, select, train, export"
+        "--stop-after", default=None, help="stop after this stage: tasks, sample, select, train, export, register"
+    )
+    parser.add_argument(
+        "--merge", nargs="?", const="q8_0", default=None, choices=("q8_0", "f16", "base"),
+        help="after registering, merge the adapter into the base model (merged tensors in TYPE, default q8_0): "
+        "BASE+NAME then runs at the base's speed (see codeloop adapters)",
     )
 
 
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"selftrain: {text}", file=sys.stderr, flush=True)
 
-    report = run_pipeline(out, config, say=say, progress=sys.stderr, stop_after=args.stop_after)
+    report = run_pipeline(out, config, say=say, progress=sys.stderr, stop_after=args.stop_after, merge=args.merge)
     report["run_dir"] = str(out)
     if args.json:
         print(json.dumps(report))

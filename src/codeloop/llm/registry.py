@@ -15,7 +15,7 @@ from typing import Any
 
 from codeloop.config import load_config
 from codeloop.errors import ConfigError, ModelError
-from codeloop.llm.adapters import find_adapter, split_adapter
+from codeloop.llm.adapters import choose_adapter, split_adapter
 from codeloop.llm.assemble import prepare
 from codeloop.llm.base import Model
 from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, find_bundled
@@ -27,7 +27,7 @@ from codeloop.llm.settings import (
     model_table,
 )
 
-__all__ = ["OLLAMA_BASE_URL", "default_model_name", "get_model", "resolve_name"]
+__all__ = ["OLLAMA_BASE_URL", "default_model_name", "embedded_base", "get_model", "resolve_name"]
 
 OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
 _PREFIXES = ("gguf:", "openai:", "ollama:", "lm:")
@@ -118,22 +118,35 @@ def get_model(
     )
 
 
-def _with_adapter(
-    base_name: str, adapter_spec: str, base_url: str | None, options: dict[str, Any], config: dict[str, Any]
-) -> Model:
-    """An embedded base model with a LoRA adapter applied (``BASE+ADAPTER``)."""
-    adapter = find_adapter(adapter_spec)
+def embedded_base(base_name: str, config: dict[str, Any] | None = None) -> tuple[Path, str]:
+    """The GGUF file and canonical name of an embedded model an adapter can apply to.
+
+    A bundled model is assembled first if it is not yet; ``gguf:PATH`` must exist.
+    """
     base = resolve_name(base_name, config)
     if base.startswith("gguf:"):
         path = Path(base[len("gguf:") :]).expanduser()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-    else:
-        bundled = find_bundled(base)
-        if bundled is None or base_url is not None:
-            raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
-        path, base = prepare(bundled), bundled.name
-    return _embedded(path, f"{base}+{adapter_spec}", {**options, "adapter": adapter}, config)
+        return path, f"gguf:{path}"
+    bundled = find_bundled(base)
+    if bundled is None:
+        raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
+    return prepare(bundled), bundled.name
+
+
+def _with_adapter(
+    base_name: str, adapter_spec: str, base_url: str | None, options: dict[str, Any], config: dict[str, Any]
+) -> Model:
+    """An embedded base model with a LoRA adapter applied, or the adapter's merged model (``BASE+ADAPTER``)."""
+    if base_url is not None and not resolve_name(base_name, config).startswith("gguf:"):
+        raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
+    path, base = embedded_base(base_name, config)
+    chosen, merged = choose_adapter(adapter_spec, base)
+    name = f"{base}+{adapter_spec}"
+    if merged:
+        return _embedded(chosen, name, options, config)
+    return _embedded(path, name, {**options, "adapter": chosen}, config)
 
 
 def _config_str(config: dict[str, Any], key: str) -> str | None:

@@ -28,7 +28,7 @@ from codeloop.selftrain.tasks import Task, generate_tasks, read_tasks, write_tas
 
 __all__ = ["DEFAULT_SOURCES", "SOURCES", "STAGES", "SelftrainConfig", "run_pipeline"]
 
-STAGES = ("tasks", "sample", "select", "train", "export", "register")
+STAGES = ("tasks", "sample", "select", "train", "export", "register", "merge")  # merge: only when asked
 #: questions: programmatic families with computed answers, solved by the agent's first reply;
 #: functions: HumanEval-style functions with hidden tests, in plain HumanEval's format;
 #: generated: questions the model proposes, kept when m of n of its programs agree
@@ -410,8 +410,13 @@ def run_pipeline(
     say: Say = lambda _: None,
     progress: TextIO | None = None,
     stop_after: str | None = None,
+    merge: str | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every stage in ``directory``; returns the report."""
+    """Run (or resume) every stage in ``directory``; returns the report.
+
+    ``merge``: after registering, merge the adapter into the base model with merged tensors of this
+    type (:data:`codeloop.selftrain.merge.MERGE_TYPES`), so ``BASE+NAME`` runs at the base's speed.
+    """
     from codeloop.llm import get_model
     from codeloop.llm.adapters import register_adapter
 
@@ -461,4 +466,10 @@ def run_pipeline(
     )
     run.record("register", {"name": registered.name, "model": f"{model.name}+{registered.name}"})
     say(f"register: use it with --model {model.name}+{registered.name}")
+    if merge is not None and stop_after != "register":
+        from codeloop.selftrain.merge import merge_adapter
+
+        record = merge_adapter(registered.name, merge, say=say)
+        keep = ("type", "merged_tensors", "scale", "bytes", "seconds", "types_equal_base")
+        run.record("merge", {key: record[key] for key in keep})
     return run.report
