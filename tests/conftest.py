@@ -1,6 +1,9 @@
-"""Fixtures shared by test directories: the default model assembled once per session.
+"""Fixtures shared by test directories: an isolated user directory, and the default model
+assembled once per session.
 
-``default_ready`` needs a ``codeloop_home`` fixture; each directory that uses it defines its own.
+``codeloop_home`` is not autouse here: a directory (or test file) whose every test needs it
+switches it on with an autouse fixture of the same name that requests this one (and may create
+the directory first, when its tests write into it before codeloop does).
 """
 
 from __future__ import annotations
@@ -14,6 +17,34 @@ import pytest
 
 from codeloop.llm.assemble import prepare
 from codeloop.llm.catalog import QWEN_05B
+
+# Variables of the caller's environment that would change what codeloop does in a test: which
+# model it picks and how it runs it, which server it reaches with which key, its own server's
+# token, and colour on a terminal.
+CALLER_SETTINGS = (
+    "CODELOOP_MODEL",
+    "CODELOOP_N_CTX",
+    "CODELOOP_N_THREADS",
+    "CODELOOP_TOKEN",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "NO_COLOR",
+)
+
+
+@pytest.fixture
+def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """This test's own user dir: ``$CODELOOP_HOME`` is ``tmp_path/codeloop-home``, not created yet
+    (codeloop creates it on first use, as on a first run), and none of :data:`CALLER_SETTINGS`
+    is inherited from the caller. Models put in it are removed afterwards (0.5-1.1 GB each;
+    a hard-linked one only loses this link).
+    """
+    home = tmp_path / "codeloop-home"
+    monkeypatch.setenv("CODELOOP_HOME", str(home))
+    for var in CALLER_SETTINGS:
+        monkeypatch.delenv(var, raising=False)
+    yield home
+    shutil.rmtree(home / "models", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +71,7 @@ def default_ready(assembled_default: Path, codeloop_home: Path) -> Path:
     Never change the linked file's metadata in a test (it is shared); replace files instead.
     """
     models = codeloop_home / "models"
-    models.mkdir(exist_ok=True)
+    models.mkdir(parents=True, exist_ok=True)
     os.link(assembled_default, models / assembled_default.name)
     stamp = assembled_default.name + ".verified.json"
     shutil.copyfile(assembled_default.with_name(stamp), models / stamp)

@@ -1,6 +1,8 @@
-"""Fixtures shared by the CLI tests: the HumanEval problems (the assembled default model is in tests/conftest.py).
+"""Fixtures shared by the CLI tests: the HumanEval problems (the user dir and the assembled
+default model are in tests/conftest.py).
 
-Each test file isolates the user directory itself (its own ``codeloop_home`` fixture).
+Each test file chooses how it isolates the user directory: most switch on ``codeloop_home``
+for every test with an autouse fixture of that name.
 """
 
 from __future__ import annotations

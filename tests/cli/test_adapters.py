@@ -18,13 +18,11 @@ from codeloop.llm.adapters import register_adapter
 
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "codeloop-home"
-    home.mkdir()
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    for var in ("CODELOOP_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    return home
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py), created up front, as an
+    existing user's would be."""
+    codeloop_home.mkdir()
+    return codeloop_home
 
 
 def codeloop(*argv: str) -> subprocess.CompletedProcess[str]:

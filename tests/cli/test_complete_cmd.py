@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +16,9 @@ SOURCE = "import os\n\n\ndef home():\n    return os.environ.get()\n"
 
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    for var in ("CODELOOP_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    return home
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py)."""
+    return codeloop_home
 
 
 @pytest.fixture
@@ -130,15 +124,10 @@ def test_serve_answers_json_lines(src: Path, scripted: ScriptedOpenAIServer) -> 
 # --- the embedded model ---
 
 
-@pytest.fixture(scope="module")
-def real_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("complete-cli") / "home"
-    done = subprocess.run(
-        [sys.executable, "-m", "codeloop", "models", "--prepare"],
-        env={**os.environ, "CODELOOP_HOME": str(home)}, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return home
+@pytest.fixture
+def real_home(default_ready: Path, codeloop_home: Path) -> Path:
+    """The test's user dir with the default model assembled in it (tests/conftest.py)."""
+    return codeloop_home
 
 
 @pytest.mark.model

@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from codeloop.cli import main
 
-_ENV = ("CODELOOP_MODEL", "CODELOOP_N_CTX", "CODELOOP_N_THREADS", "OPENAI_API_KEY", "OPENAI_BASE_URL")
-
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own empty user dir and no model env vars from the caller."""
-    home = tmp_path / "codeloop-home"
-    home.mkdir()
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    for var in _ENV:
-        monkeypatch.delenv(var, raising=False)
-    yield home
-    shutil.rmtree(home / "models", ignore_errors=True)  # assembled GGUFs are 0.5-1.1 GB each
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py), created up front: the tests
+    write config.toml and models into it."""
+    codeloop_home.mkdir()
+    return codeloop_home
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

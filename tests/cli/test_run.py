@@ -23,12 +23,9 @@ from local_servers import ScriptedOpenAIServer, free_port
 
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    for var in ("CODELOOP_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "NO_COLOR"):
-        monkeypatch.delenv(var, raising=False)
-    return home
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py)."""
+    return codeloop_home
 
 
 @pytest.fixture
@@ -205,26 +202,9 @@ def test_a_corrupt_history_does_not_stop_a_run_and_is_left_alone(
     assert db.read_bytes() == b"garbage" * 1000
 
 
-@pytest.fixture(scope="session")
-def assembled_default(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded default model assembled once per session (real assembly and hash check)."""
-    home = tmp_path_factory.mktemp("assembled-home")
-    done = subprocess.run(
-        [sys.executable, "-m", "codeloop", "models", "--prepare"],
-        env={**os.environ, "CODELOOP_HOME": str(home)}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return home / "models"
-
-
 @pytest.mark.model
 @pytest.mark.slow
-def test_a_real_task_on_the_embedded_model(assembled_default: Path, codeloop_home: Path) -> None:
-    models = codeloop_home / "models"
-    models.mkdir(parents=True)
-    for src in assembled_default.iterdir():
-        if src.is_file() and not src.name.startswith("."):
-            os.link(src, models / src.name)  # same inode: the verification stamp stays valid
+def test_a_real_task_on_the_embedded_model(default_ready: Path) -> None:
     done = codeloop("run", "--json", "What is 17 * 23 + 456?", timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,25 +11,13 @@ import pytest
 from codeloop.llm.catalog import SMOLLM2_135M
 from local_servers import LlamaServer
 
-_ENV = (
-    "CODELOOP_MODEL",
-    "CODELOOP_N_CTX",
-    "CODELOOP_N_THREADS",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-)
-
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own empty user dir and no model env vars from the caller."""
-    home = tmp_path / "codeloop-home"
-    home.mkdir()
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    for var in _ENV:
-        monkeypatch.delenv(var, raising=False)
-    yield home
-    shutil.rmtree(home / "models", ignore_errors=True)  # assembled GGUFs are 0.5-1.1 GB each
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py), created up front: the tests
+    write config.toml into it."""
+    codeloop_home.mkdir()
+    return codeloop_home
 
 
 @pytest.fixture(scope="session")

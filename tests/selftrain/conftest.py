@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,11 @@ from codeloop.llm.catalog import SMOLLM2_135M
 
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "codeloop-home"
-    home.mkdir()
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    for var in ("CODELOOP_MODEL", "CODELOOP_N_CTX", "CODELOOP_N_THREADS", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    yield home
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py), created up front, as an
+    existing user's would be."""
+    codeloop_home.mkdir()
+    return codeloop_home
 
 
 @pytest.fixture(scope="session")

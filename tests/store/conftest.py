@@ -10,10 +10,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    return home
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py)."""
+    return codeloop_home
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

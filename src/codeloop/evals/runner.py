@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from codeloop.evals.benchmarks import Benchmark, get_benchmark
 from codeloop.evals.errors import EvalInputError
@@ -29,38 +28,11 @@ from codeloop.evals.problems import Problem
 from codeloop.evals.progress import Progress
 from codeloop.evals.report import EvalReport
 from codeloop.evals.results import default_results_path
+from codeloop.evals.resume import check_meta, meta_path
 from codeloop.evals.samples import Sample, number_samples
 from codeloop.evals.sessions import SessionFactory
 
 __all__ = ["FirstAttempts", "generate_samples", "load_first_attempts", "meta_path", "run_model_eval"]
-
-
-def meta_path(samples_path: str | os.PathLike[str]) -> Path:
-    return Path(str(samples_path) + ".meta.json")
-
-
-def _check_meta(samples_path: Path, meta: dict[str, Any]) -> None:
-    """Refuse to extend a samples file made with other settings; record the settings of a new one."""
-    path = meta_path(samples_path)
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise EvalInputError(f"cannot read {path}: {e}; remove it and {samples_path} to start afresh") from e
-        diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in meta.items() if old.get(k) != v]
-        if diffs:
-            raise EvalInputError(
-                f"{samples_path} was generated with other settings ({'; '.join(diffs)}); "
-                "use another --out, or delete the file and its .meta.json to start again"
-            )
-    elif samples_path.exists() and samples_path.stat().st_size > 0:
-        raise EvalInputError(
-            f"{samples_path} exists but has no {path.name}: it is not a codeloop generation run; "
-            "check it with --samples, or choose another --out"
-        )
-    else:
-        samples_path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -126,7 +98,7 @@ def generate_samples(
     meta = {"benchmark": bench.name, **bench.describe(), "model": model_name, "n": n, **settings.describe()}
     if first_attempts is not None:
         meta["first_attempts"] = first_attempts.source
-    _check_meta(path, meta)
+    check_meta(path, meta, kind="generation run")
     existing = number_samples(read_jsonl(path, tolerate_torn_tail=True), all_problems, str(path)) if path.exists() else []
     have = {s.key: s for s in existing}
     todo = [(i, p, j) for i, p in enumerate(problems) for j in range(n) if (p.task_id, j) not in have]

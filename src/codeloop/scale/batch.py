@@ -15,7 +15,6 @@ then the fields of ``codeloop run --json`` (status, answer, steps, usage, timing
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Generator, Sequence
 from contextlib import closing
@@ -28,6 +27,7 @@ from codeloop.errors import CodeloopError
 from codeloop.evals.errors import EvalInputError
 from codeloop.evals.jsonl import JsonlAppender, read_jsonl
 from codeloop.evals.progress import Progress
+from codeloop.evals.resume import check_meta
 
 __all__ = ["BatchInputError", "BatchSummary", "BatchTask", "LocalTaskMap", "TaskMap", "load_tasks", "run_batch"]
 
@@ -106,35 +106,11 @@ class BatchSummary:
         return asdict(self)
 
 
-def meta_path(out: str | os.PathLike[str]) -> Path:
-    return Path(str(out) + ".meta.json")
-
-
 def default_out_path(tasks_path: str | os.PathLike[str]) -> Path:
     """``tasks.jsonl`` -> ``tasks.results.jsonl`` beside it."""
     p = Path(tasks_path)
     stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.name
     return p.with_name(stem + ".results.jsonl")
-
-
-def _check_meta(out: Path, meta: dict[str, Any]) -> None:
-    path = meta_path(out)
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise BatchInputError(f"cannot read {path}: {e}; remove it and {out} to start afresh") from e
-        diffs = [f"{k}: {old.get(k)!r} then, {v!r} now" for k, v in meta.items() if old.get(k) != v]
-        if diffs:
-            raise BatchInputError(
-                f"{out} holds results made with other settings ({'; '.join(diffs)}); use another --out, "
-                "or delete it and its .meta.json to start again"
-            )
-    elif out.exists() and out.stat().st_size > 0:
-        raise BatchInputError(f"{out} exists but has no {path.name}: it is not a codeloop batch; choose another --out")
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _done_rows(out: Path, tasks: Sequence[BatchTask]) -> dict[str, dict[str, Any]]:
@@ -173,7 +149,10 @@ def run_batch(
     """Run every task not already in ``out`` and append its result row; return the counts."""
     path = Path(out)
     meta = {"model": mapper.model_name, "limits": asdict(limits), "strategy": asdict(strategy)}
-    _check_meta(path, meta)
+    try:
+        check_meta(path, meta, kind="batch")
+    except EvalInputError as e:
+        raise BatchInputError(str(e)) from e
     done = _done_rows(path, tasks)
     todo = [t for t in tasks if t.id not in done]
     summary = BatchSummary(str(path), total=len(tasks), resumed=len(tasks) - len(todo))
