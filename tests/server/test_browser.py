@@ -13,29 +13,11 @@ import playwright.sync_api as playwright_api
 import pytest
 from server_helpers import LiveServer
 
-from codeloop.llm.assemble import prepare
-from codeloop.llm.catalog import QWEN_05B
 from codeloop.server.app import ServerSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 CHROMIUM = shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The embedded default model, assembled and verified once for this module (~2 s)."""
-    home = tmp_path_factory.mktemp("model-home")
-    old = os.environ.get("CODELOOP_HOME")
-    os.environ["CODELOOP_HOME"] = str(home)
-    try:
-        yield prepare(QWEN_05B)
-    finally:
-        if old is None:
-            os.environ.pop("CODELOOP_HOME", None)
-        else:
-            os.environ["CODELOOP_HOME"] = old
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -73,11 +55,11 @@ def _screenshot(page: object, name: str, tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_the_page_runs_a_task_stops_one_and_runs_cells(
-    model_path: Path, browser_page: object, tmp_path: Path
+    assembled_default: Path, browser_page: object, tmp_path: Path
 ) -> None:
     page = browser_page
     expect = playwright_api.expect
-    server = LiveServer(ServerSettings(model=f"gguf:{model_path}"))
+    server = LiveServer(ServerSettings(model=f"gguf:{assembled_default}"))
     try:
         page.goto(server.url + "/")  # type: ignore[attr-defined]
         expect(page.locator("#history")).to_contain_text("No runs yet")  # type: ignore[attr-defined]
