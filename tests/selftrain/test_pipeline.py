@@ -137,6 +137,12 @@ def test_a_teacher_writes_the_programs_and_the_student_prompt_is_kept(tmp_path: 
         name="teachtest", tasks=1, samples_per_task=2, temperature=0.7, seed=0,
         families=("reverse-word",), sources=("questions",), teacher=teacher,
     )
+    alias = SelftrainConfig(
+        name="teachtest", tasks=1, samples_per_task=2, seed=0, families=("reverse-word",), sources=("questions",),
+        teacher="qwen",  # an alias of the student: no teacher at all
+    )
+    with pytest.raises(ConfigError, match="itself"):
+        run_pipeline(tmp_path / "alias", alias, stop_after="select")
     report = run_pipeline(tmp_path / "run", config, stop_after="select")
     sample = report["stages"]["sample"]["by_source"]["questions"]
     assert sample["writer"] != student.name and sample["writer"].endswith(student.path.name)

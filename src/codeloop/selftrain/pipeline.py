@@ -443,6 +443,8 @@ def run_pipeline(
         raise ConfigError(f"self-training needs an embedded model (a GGUF run by llama.cpp), not {config.model}")
     # the writer of the programs: the model itself, or a teacher whose verified programs it learns from
     writer = get_model(config.teacher) if config.teacher else model
+    if config.teacher and writer.name == model.name:
+        raise ConfigError(f"the teacher {config.teacher!r} is {model.name} itself (leave --teacher out to self-train)")
     if config.teacher:
         say(f"teacher: {writer.name} writes the programs, {model.name} is trained on the verified ones")
     if "generated" in config.sources:
