@@ -20,6 +20,7 @@ from codeloop.cli import main
 from codeloop.errors import ConfigError
 from codeloop.llm.adapters import MERGED_FILE, choose_adapter, list_adapters, register_adapter
 from codeloop.selftrain.merge import MergeError, gguf_tensor_types, merge_adapter, merge_lora
+from lora_files import PROJ, gguf_shape, write_adapter
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -28,7 +29,6 @@ PROMPTS = [
     "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
     "def fibonacci(n):\n",
 ]
-_PROJ = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output"}
 
 
 @pytest.fixture
@@ -41,48 +41,7 @@ def work(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm_shape(smollm_path: Path) -> dict[str, Any]:
-    import gguf
-
-    reader = gguf.GGUFReader(str(smollm_path))
-    arch = reader.get_field("general.architecture").contents()
-    return {
-        "arch": arch,
-        "layers": reader.get_field(f"{arch}.block_count").contents(),
-        "n_head": reader.get_field(f"{arch}.attention.head_count").contents(),
-        "n_head_kv": reader.get_field(f"{arch}.attention.head_count_kv").contents(),
-        "dims": {t.name: tuple(int(n) for n in reversed(t.shape.tolist())) for t in reader.tensors},
-    }
-
-
-def write_adapter(
-    path: Path,
-    shape: dict[str, Any],
-    *,
-    sigma: float,
-    layers: range | None = None,
-    rank: int = 4,
-    seed: int = 0,
-) -> Path:
-    """A random LoRA on q/k/v/o of ``layers`` (``sigma``: std of B; 0 gives B = 0, PEFT's initial state)."""
-    from codeloop.selftrain.gguf_adapter import write_lora_gguf
-
-    rng = np.random.default_rng(seed)
-    state = {}
-    for i in layers if layers is not None else range(shape["layers"]):
-        for proj, name in _PROJ.items():
-            out, inp = shape["dims"][f"blk.{i}.{name}.weight"]
-            key = f"base_model.model.model.layers.{i}.self_attn.{proj}"
-            state[f"{key}.lora_A.weight"] = rng.normal(0, inp**-0.5, (rank, inp)).astype(np.float32)
-            state[f"{key}.lora_B.weight"] = rng.normal(0, sigma, (out, rank)).astype(np.float32) * (sigma > 0)
-    write_lora_gguf(
-        state,
-        path,
-        architecture=shape["arch"],
-        alpha=2.0 * rank,
-        n_head=shape["n_head"],
-        n_head_kv=shape["n_head_kv"],
-    )
-    return path
+    return gguf_shape(smollm_path)
 
 
 class Runs:
@@ -181,7 +140,7 @@ def test_merge_in_the_base_types_keeps_every_type_and_all_metadata(
     assert {k: f.contents() for k, f in merged.fields.items() if not k.startswith("GGUF.")} == fields
     base_data = {t.name: t.data for t in base.tensors}
     changed = {t.name for t in merged.tensors if not np.array_equal(t.data, base_data[t.name])}
-    assert changed and changed <= {f"blk.{i}.{p}.weight" for i in range(0, 30, 3) for p in _PROJ.values()}
+    assert changed and changed <= {f"blk.{i}.{p}.weight" for i in range(0, 30, 3) for p in PROJ.values()}
     with Runs(result.path) as model:  # llama.cpp loads it and it still writes text
         assert len(set(model.greedy(PROMPTS[1], 8))) > 2
 

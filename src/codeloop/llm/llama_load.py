@@ -47,8 +47,14 @@ def cpu_has_amx() -> bool:
     return False
 
 
-def load_llama(path: Path, settings: EmbeddedSettings, lora_path: Path | None = None) -> Any:
-    """Construct ``llama_cpp.Llama`` quietly (with a LoRA adapter GGUF), translating failures into ModelError."""
+def load_llama(
+    path: Path, settings: EmbeddedSettings, lora_path: Path | None = None, *, logits_all: bool = False
+) -> Any:
+    """Construct ``llama_cpp.Llama`` quietly (with a LoRA adapter GGUF), translating failures into ModelError.
+
+    ``logits_all`` keeps every evaluated position's logits in ``Llama.scores`` (``n_ctx`` rows of
+    the vocabulary: ~1.2 GB at 2048 tokens for Qwen), for scoring a given text; generation never
+    needs it."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     if lora_path is not None and not lora_path.is_file():
@@ -73,6 +79,8 @@ def load_llama(path: Path, settings: EmbeddedSettings, lora_path: Path | None = 
         "flash_attn": settings.flash_attn,
         "verbose": False,
     }
+    if logits_all:
+        kwargs["logits_all"] = True
     if lora_path is not None:
         kwargs["lora_path"] = str(lora_path)
     try:
