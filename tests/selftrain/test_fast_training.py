@@ -64,3 +64,30 @@ def test_logits_for_the_reply_only_give_the_same_loss_and_gradients(smollm_path:
     assert half == pytest.approx(full, rel=0.03)  # bf16 matmuls, float32 loss
     cos = torch.nn.functional.cosine_similarity(g_half.flatten(), g_full.flatten(), dim=0)
     assert float(cos) > 0.95
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_validation_loss_is_measured_before_during_and_after_training(smollm_path: Path) -> None:
+    import torch
+
+    from codeloop.selftrain.lora import TrainExample, _encode, _example_loss, load_base, train_lora
+
+    model, tokenizer = load_base(smollm_path)
+    prompt = "<|im_start|>user\nComplete the function.<|im_end|>\n<|im_start|>assistant\n```python\ndef {name}(xs):\n"
+    seen = [TrainExample(prompt.format(name=f"total_{i}"), "    return sum(xs)\n```", "functions") for i in range(3)]
+    unseen = [TrainExample(prompt.format(name="added_up"), "    return sum(xs)\n```", "validation")]
+    ids, labels = _encode(tokenizer, unseen[0], 256)
+    with torch.no_grad():
+        loss, tokens = _example_loss(torch, model, ids, labels, "fp32", "logits_to_keep")
+    untrained = float(loss) / tokens
+    config = LoraConfig(rank=4, steps=6, batch=1, lr=5e-3, warmup=1, precision="fp32")
+    _, log = train_lora(model, tokenizer, seen, config, validation=unseen, validate_every=2)
+    assert [e["step"] for e in log] == [1, 2, 3, 4, 5, 6]  # training steps only; the log's shape is kept
+    assert log[0]["validation_before"] == pytest.approx(untrained, rel=1e-4)  # LoRA B = 0: the base itself
+    measured = [e["step"] for e in log if "validation_loss" in e]
+    assert measured == [2, 4, 6]
+    # the held-out task's reply is what training teaches for other names: it becomes more likely
+    assert log[-1]["validation_loss"] < 0.7 * untrained
+    assert all(e["validation_seconds"] >= 0 for e in log) and log[-1]["validation_seconds"] > 0
+    assert "validation_before" not in log[1] and "loss" in log[0]

@@ -84,7 +84,7 @@ def test_tiny_pipeline_trains_registers_and_changes_the_model(tmp_path: Path) ->
         name="citest", tasks=1, samples_per_task=2, temperature=0.7, seed=0,
         families=("reverse-word",), sources=("questions", "functions"),
         function_tasks=1, function_families=("binary-ones",),
-        lora=LoraConfig(steps=2, batch=2, lr=2e-3, warmup=1, max_len=768),
+        lora=LoraConfig(steps=2, batch=2, lr=2e-3, warmup=1, max_len=768), validation=2,
     )
     report = run_pipeline(tmp_path / "run", config)
     stages = report["stages"]
@@ -97,6 +97,13 @@ def test_tiny_pipeline_trains_registers_and_changes_the_model(tmp_path: Path) ->
     assert train["examples_by_source"] == {"functions": 1, "questions": 1}
     assert len(train["loss_curve"]) == 2 and set(train["loss_curve_by_source"]) == {"functions", "questions"}
     assert train["precision"] in ("bf16", "fp32")
+    held = train["validation"]  # held-out function tasks, measured before and after each step (2 steps)
+    assert held["examples"] == 2 and [p[0] for p in held["curve"]] == [0, 1, 2]
+    assert held["before"] == held["curve"][0][1] != held["after"] == held["curve"][-1][1]
+    validation = [json.loads(x) for x in (tmp_path / "run" / "validation.jsonl").read_text().splitlines()]
+    trained_prompts = {json.loads(x)["prompt"] for x in (tmp_path / "run" / "functions" / "tasks.jsonl").read_text().splitlines()}
+    assert len(validation) == 2 and all(v["completion"].endswith("\n```") for v in validation)
+    assert not any(v["prompt"].endswith(p) for v in validation for p in trained_prompts)
     assert stages["export"]["tensors"] == 2 * 4 * 24  # q/k/v/o in each of Qwen2.5-0.5B's 24 blocks
     assert stages["register"]["model"] == "qwen-coder-0.5b+citest"
     rows = [json.loads(x) for x in (tmp_path / "run" / "questions" / "train.jsonl").read_text().splitlines()]

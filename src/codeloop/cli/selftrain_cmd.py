@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (default: 2e-4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for tasks, sampling and training")
     parser.add_argument(
+        "--validation", type=int, default=24, metavar="N",
+        help="held-out function tasks (reference solutions, never trained on) whose loss is measured "
+        "before, during and after training (default: 24; 0: none)",
+    )
+    parser.add_argument(
         "--fp32", action="store_true",
         help="train in float32 throughout (default: bf16 autocast where the CPU has AMX or AVX512-BF16)",
     )
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         vote_agree=int(agree),
         vote_samples=int(of),
         teacher=args.teacher,
+        validation=args.validation,
     )
     out = args.out or user_dir() / "selftrain" / args.name
 

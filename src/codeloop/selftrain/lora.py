@@ -148,8 +148,15 @@ def train_lora(
     *,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     full_logits: bool = False,
+    validation: Sequence[TrainExample] = (),
+    validate_every: int = 0,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Train a LoRA on ``examples``; returns the PEFT model and the per-step log.
+
+    ``validation``: held-out examples whose loss per reply token is measured before the first step
+    (the first entry's ``validation_before``), every ``validate_every`` steps (0: about six times
+    a run) and after the last (those entries' ``validation_loss``). Training never sees them; the
+    time it takes is left out of ``seconds`` (it is ``validation_seconds``, cumulative).
 
     The forward pass runs under bf16 autocast when ``config.precision`` resolves to bf16 (the
     weights, the LoRA and its optimiser stay float32; the loss is taken in float32), and the LM
@@ -188,6 +195,24 @@ def train_lora(
     sources = [ex.source for ex in examples]
     precision = resolve_precision(config.precision)
     keep_arg = None if full_logits else _logits_to_keep_argument(model)
+    held_out = [_encode(tokenizer, ex, config.max_len) for ex in validation]
+    every = validate_every if validate_every > 0 else max(1, math.ceil(config.steps / 6))
+
+    validating = 0.0
+
+    def validation_loss() -> float:
+        nonlocal validating
+        began = time.perf_counter()
+        peft_model.eval()
+        total, tokens = 0.0, 0
+        with torch.no_grad():
+            for ids, labels in held_out:
+                loss, n = _example_loss(torch, peft_model, ids, labels, precision, keep_arg)
+                total, tokens = total + float(loss), tokens + n
+        peft_model.train()
+        validating += time.perf_counter() - began
+        return total / max(1, tokens)
+
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
 
@@ -201,6 +226,7 @@ def train_lora(
     rng = random.Random(config.seed)
     log: list[dict[str, Any]] = []
     start = time.perf_counter()
+    before = validation_loss() if held_out else None
     for step in range(config.steps):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
@@ -235,6 +261,13 @@ def train_lora(
         }
         if any(sources):
             entry["loss_by_source"] = {k: v[0] / max(1, v[1]) for k, v in sorted(by_source.items())}
+        if before is not None and step == 0:
+            entry["validation_before"] = before
+        if held_out and ((step + 1) % every == 0 or step + 1 == config.steps):
+            entry["validation_loss"] = validation_loss()
+        if held_out:
+            entry["seconds"] = round(time.perf_counter() - start - validating, 2)
+            entry["validation_seconds"] = round(validating, 2)
         log.append(entry)
         if on_step is not None:
             on_step(entry)

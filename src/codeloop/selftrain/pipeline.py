@@ -59,12 +59,17 @@ class SelftrainConfig:
     #: the model that writes the programs (default: ``model`` itself); ``model`` is the one trained.
     #: Only the programs the sandbox verifies are kept, whoever wrote them.
     teacher: str | None = None
+    #: held-out function tasks (reference bodies written here, never trained on) whose loss the
+    #: train stage measures before, during and after training; 0: none
+    validation: int = 24
 
     def __post_init__(self) -> None:
         if self.tasks < 1 or self.samples_per_task < 1 or self.keep_per_task < 1:
             raise ConfigError("tasks, samples per task and kept per task must be at least 1")
         if self.function_tasks < 1 or self.proposals < 1:
             raise ConfigError("function tasks and proposals must be at least 1")
+        if self.validation < 0:
+            raise ConfigError(f"validation tasks must be 0 or more, got {self.validation}")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be in [0, 2], got {self.temperature}")
         unknown = [s for s in self.sources if s not in SOURCES]
@@ -342,7 +347,43 @@ def _stage_select(run: _Run, source: str, tasks: list[AnyTask], samples: list[Sa
     return [TrainExample(r["prompt"], r["completion"], source) for r in rows]
 
 
-def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path) -> Path:
+#: offset of the validation draw's seed from the run's, so held-out tasks differ from the training draw
+VALIDATION_SEED_OFFSET = 1_000_003
+
+
+def _validation_examples(run: _Run, model: Any) -> list[TrainExample]:
+    """Held-out function tasks as examples: plain HumanEval's prompt, the reference body and fence.
+
+    Drawn with their own seed from the run's function families; a task whose prompt is one of the
+    run's training tasks is dropped (and counted). Written to ``validation.jsonl`` for inspection.
+    Empty when ``validation`` is 0 or the model does not take plain HumanEval's ChatML prompt.
+    """
+    from codeloop.selftrain.sample import FENCE, function_prompt
+
+    count = run.config.validation
+    if count == 0:
+        return []
+    fchosen = list(run.config.function_families) if run.config.function_families else None
+    drawn = generate_function_tasks(count, seed=run.config.seed + VALIDATION_SEED_OFFSET, families=fchosen)
+    trained = run.dir / "functions" / "tasks.jsonl"
+    seen = {t.prompt for t in read_function_tasks(trained)} if trained.is_file() else set()
+    held = [t for t in drawn if t.prompt not in seen]
+    try:
+        rows = [
+            {"task_id": t.id, "family": t.family, "prompt": function_prompt(model, t),
+             "completion": t.canonical_solution.rstrip("\n") + FENCE}
+            for t in held
+        ]
+    except ValueError as e:  # another prompt style: no comparable held-out text
+        run.say(f"train: no validation ({e})")
+        return []
+    _atomic_lines(run.dir / "validation.jsonl", rows)
+    if len(held) < len(drawn):
+        run.say(f"train: {len(drawn) - len(held)} validation tasks were training tasks too; left out")
+    return [TrainExample(r["prompt"], r["completion"], "validation") for r in rows]
+
+
+def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path, model: Any) -> Path:
     from codeloop.selftrain.gguf_adapter import write_lora_gguf
     from codeloop.selftrain.lora import adapter_state, load_base, model_shape, train_lora, write_log
 
@@ -357,15 +398,23 @@ def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path) -> Pa
     base, tokenizer = load_base(gguf_path)
     load_seconds = time.perf_counter() - start
 
+    validation = _validation_examples(run, model)
+    held_out = ""
+
     def on_step(entry: dict[str, Any]) -> None:
+        nonlocal held_out
+        if "validation_loss" in entry:
+            held_out = f", held-out {entry['validation_loss']:.4f}"
         if run.progress is not None:
             run.progress.write(
-                f"\rtrain: step {entry['step']}/{run.config.lora.steps} loss {entry['loss']:.4f} "
+                f"\rtrain: step {entry['step']}/{run.config.lora.steps} loss {entry['loss']:.4f}{held_out} "
                 f"({entry['seconds']:.0f} s)"
             )
             run.progress.flush()
 
-    peft_model, log = train_lora(base, tokenizer, examples, run.config.lora, on_step=on_step)
+    peft_model, log = train_lora(
+        base, tokenizer, examples, run.config.lora, on_step=on_step, validation=validation
+    )
     if run.progress is not None:
         run.progress.write("\n")
     write_log(log, run.dir / "train_log.json", run.config.lora)
@@ -386,8 +435,15 @@ def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path) -> Pa
                 source: [round(e["loss_by_source"][source], 5) if source in e.get("loss_by_source", {}) else None for e in log]
                 for source in sorted({ex.source for ex in examples})
             },
+            **({"validation": _validation_figures(log, validation)} if validation else {}),
         },
     )
+    if validation:
+        figures = run.report["stages"]["train"]["validation"]
+        run.say(
+            f"train: held-out function tasks' loss {figures['before']:.4f} -> {figures['after']:.4f} "
+            f"({figures['examples']} tasks never trained on)"
+        )
     shape = model_shape(base)
     tensors = write_lora_gguf(
         adapter_state(peft_model),
@@ -401,6 +457,19 @@ def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path) -> Pa
     run.record("export", {"tensors": tensors, "bytes": adapter.stat().st_size, "rank": run.config.lora.rank})
     run.say(f"export: {tensors} LoRA tensors -> {adapter}")
     return adapter
+
+
+def _validation_figures(log: list[dict[str, Any]], validation: list[TrainExample]) -> dict[str, Any]:
+    curve = [[0, round(log[0]["validation_before"], 5)]]
+    curve += [[e["step"], round(e["validation_loss"], 5)] for e in log if "validation_loss" in e]
+    return {
+        "examples": len(validation),
+        "before": curve[0][1],
+        "after": curve[-1][1],
+        "best_step": min(curve, key=lambda point: point[1])[0],
+        "curve": curve,
+        "seconds": log[-1].get("validation_seconds", 0.0),
+    }
 
 
 def run_pipeline(
@@ -460,7 +529,7 @@ def run_pipeline(
         examples += _stage_select(run, source, tasks[source], samples[source], model)
     if stop_after == "select":
         return run.report
-    adapter = _stage_train(run, examples, gguf_path)
+    adapter = _stage_train(run, examples, gguf_path, model)
     if stop_after in ("train", "export"):
         return run.report
     registered = register_adapter(
