@@ -51,15 +51,9 @@ def codeloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 def assembled_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The default GGUF assembled and verified once per session (a real assembly, ~2 s)."""
     home = tmp_path_factory.mktemp("assembled-home")
-    old = os.environ.get("CODELOOP_HOME")
-    os.environ["CODELOOP_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CODELOOP_HOME", str(home))
         path = prepare(QWEN_05B)
-    finally:
-        if old is None:
-            os.environ.pop("CODELOOP_HOME", None)
-        else:
-            os.environ["CODELOOP_HOME"] = old
     yield path
     shutil.rmtree(home, ignore_errors=True)
 

@@ -17,10 +17,9 @@ from codeloop.evals.problems import Problem
 
 
 @pytest.fixture(autouse=True)
-def _codeloop_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path_factory.mktemp("codeloop-home")
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    return home
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py)."""
+    return codeloop_home
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

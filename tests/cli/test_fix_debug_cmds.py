@@ -17,8 +17,17 @@ TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CODELOOP_HOME", str(tmp_path_factory.mktemp("codeloop-home")))
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py)."""
+    return codeloop_home
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The folder that is fixed: one of its own, since tmp_path also holds the user dir."""
+    path = tmp_path / "project"
+    path.mkdir()
+    return path
 
 
 def codeloop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -31,10 +40,10 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_fix_json_when_the_tests_pass(tmp_path: Path) -> None:
-    (tmp_path / "calc.py").write_text(CALC.replace("a - b", "a + b"))
-    (tmp_path / "test_calc.py").write_text(TESTS)
-    done = codeloop("fix", str(tmp_path), "--json")
+def test_fix_json_when_the_tests_pass(project: Path) -> None:
+    (project / "calc.py").write_text(CALC.replace("a - b", "a + b"))
+    (project / "test_calc.py").write_text(TESTS)
+    done = codeloop("fix", str(project), "--json")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["fixed"] is True and out["diff"] == "" and out["rounds"] == 0
@@ -42,23 +51,23 @@ def test_fix_json_when_the_tests_pass(tmp_path: Path) -> None:
     assert set(out["timings"]) >= {"total_s", "model_s", "tests_s"}
 
 
-def test_fix_errors_exit_2_with_a_message(tmp_path: Path) -> None:
-    done = codeloop("fix", str(tmp_path / "missing.py"))
+def test_fix_errors_exit_2_with_a_message(project: Path) -> None:
+    done = codeloop("fix", str(project / "missing.py"))
     assert done.returncode == 2 and "codeloop fix: error: no such file" in done.stderr and "Traceback" not in done.stderr
-    (tmp_path / "calc.py").write_text(CALC)
-    (tmp_path / "test_calc.py").write_text("def test_x(:\n")
-    done = codeloop("fix", str(tmp_path), "--json")
+    (project / "calc.py").write_text(CALC)
+    (project / "test_calc.py").write_text("def test_x(:\n")
+    done = codeloop("fix", str(project), "--json")
     assert done.returncode == 2 and json.loads(done.stdout)["kind"] == "input"
     assert "cannot be collected" in json.loads(done.stdout)["error"]
 
 
-def test_fix_with_a_dead_model_server(tmp_path: Path) -> None:
-    (tmp_path / "calc.py").write_text(CALC)
-    (tmp_path / "test_calc.py").write_text(TESTS)
-    done = codeloop("fix", str(tmp_path), "--base-url", f"http://127.0.0.1:{closed_port()}/v1")
+def test_fix_with_a_dead_model_server(project: Path) -> None:
+    (project / "calc.py").write_text(CALC)
+    (project / "test_calc.py").write_text(TESTS)
+    done = codeloop("fix", str(project), "--base-url", f"http://127.0.0.1:{closed_port()}/v1")
     assert done.returncode == 1
     assert "codeloop fix: error: no server at" in done.stderr and "Traceback" not in done.stderr
-    assert (tmp_path / "calc.py").read_text() == CALC
+    assert (project / "calc.py").read_text() == CALC
 
 
 def test_debug_json_and_arguments_after_the_file(tmp_path: Path) -> None:

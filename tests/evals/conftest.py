@@ -15,10 +15,9 @@ from codeloop.llm import Sampling
 
 
 @pytest.fixture(autouse=True)
-def _codeloop_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("codeloop-home")
-    monkeypatch.setenv("CODELOOP_HOME", str(home))
-    yield home
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py)."""
+    return codeloop_home
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ from codeloop.sandbox import Sandbox
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CODELOOP_HOME", str(tmp_path_factory.mktemp("codeloop-home")))
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test here runs in its own user dir (tests/conftest.py)."""
+    return codeloop_home
 
 
 @pytest.fixture

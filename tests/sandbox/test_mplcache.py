@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -26,15 +25,9 @@ def session_cache(sb: Sandbox) -> Path:
 def built_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user dir whose font cache is built once for this module's tests."""
     home = tmp_path_factory.mktemp("mpl-home")
-    old = os.environ.get("CODELOOP_HOME")
-    os.environ["CODELOOP_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CODELOOP_HOME", str(home))
         assert mplcache.build(sys.executable)
-    finally:
-        if old is None:
-            del os.environ["CODELOOP_HOME"]
-        else:
-            os.environ["CODELOOP_HOME"] = old
     return home
 
 

@@ -65,5 +65,7 @@ def canonical_samples(tmp_path: Path, problems: dict[str, Problem]) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _codeloop_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CODELOOP_HOME", str(tmp_path_factory.mktemp("codeloop-home")))
+def codeloop_home(codeloop_home: Path) -> Path:
+    """Every test's driver side runs in its own user dir (tests/conftest.py); the cluster's
+    actors have theirs (``cluster`` above)."""
+    return codeloop_home

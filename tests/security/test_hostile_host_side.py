@@ -112,11 +112,10 @@ def test_a_planted_module_never_runs_as_the_workers_own_code(open_sandbox: Open)
 HOSTILE_OUTPUT = "'\\x1b]52;c;Y2xpcGJvYXJk\\x07\\x1b]0;title\\x07\\x1b[2J\\x9b6n\\r\\x08done'"
 
 
-def test_exec_escapes_control_characters_but_json_keeps_them(tmp_path: Path) -> None:
+def test_exec_escapes_control_characters_but_json_keeps_them() -> None:
     code = f"import sys\nprint({HOSTILE_OUTPUT})\nsys.stderr.write({HOSTILE_OUTPUT})\nraise ValueError({HOSTILE_OUTPUT})\n"
-    env = {**os.environ, "CODELOOP_HOME": str(tmp_path / "home")}
     plain = subprocess.run(
-        [sys.executable, "-m", "codeloop", "exec", "-c", code], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "codeloop", "exec", "-c", code], capture_output=True, text=True, timeout=120
     )
     if DEGRADED and not SANDBOX_PYTHON.get("python") == sys.executable:
         # the CLI's interpreter (under /root) is out of a session uid's reach: a clear refusal
@@ -130,7 +129,6 @@ def test_exec_escapes_control_characters_but_json_keeps_them(tmp_path: Path) -> 
         [sys.executable, "-m", "codeloop", "exec", "--json", "-c", code],
         capture_output=True,
         text=True,
-        env=env,
         timeout=120,
     )
     assert json.loads(raw.stdout)["stdout"].startswith("\x1b]52;c;Y2xpcGJvYXJk\x07")

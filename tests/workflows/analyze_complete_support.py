@@ -1,10 +1,8 @@
-"""Shared pieces of the analyze/complete tests: a scripted model, a real model home, file snapshots."""
+"""Shared pieces of the analyze/complete tests: a scripted model and file snapshots (the real
+model comes from tests/conftest.py's ``default_ready``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,14 +39,3 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``root`` (and root itself when a file) with its bytes and mtime in ns."""
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
-
-
-def model_home(base: Path) -> Path:
-    """A CODELOOP_HOME whose models folder holds the prepared default model (real assembly)."""
-    home = base / "home"
-    done = subprocess.run(
-        [sys.executable, "-m", "codeloop", "models", "--prepare"],
-        env={**os.environ, "CODELOOP_HOME": str(home)}, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return home

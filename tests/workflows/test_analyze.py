@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
-from analyze_complete_support import ScriptedModel, model_home, snapshot
+from analyze_complete_support import ScriptedModel, snapshot
 
 from codeloop.errors import ModelError
 from codeloop.workflows.analyze import AnalyzeError, analyze, analyze_code, review
@@ -216,20 +215,11 @@ def test_files_are_untouched(project: Path) -> None:
     assert sorted(os.listdir(project / "pkg")) == listing  # no cache, no __pycache__
 
 
-@pytest.fixture(scope="module")
-def real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield model_home(tmp_path_factory.mktemp("analyze-model"))
-
-
 @pytest.mark.model
 @pytest.mark.slow
-def test_review_on_the_embedded_model(
-    project: Path, real_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_review_on_the_embedded_model(project: Path, default_ready: Path) -> None:
     from codeloop.llm import get_model
 
-    monkeypatch.setenv("CODELOOP_HOME", str(real_home))
-    monkeypatch.delenv("CODELOOP_MODEL", raising=False)
     target = project / "pkg" / "shop.py"
     before = snapshot(project)
     model = get_model()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from analyze_complete_support import ScriptedModel, model_home, snapshot
+from analyze_complete_support import ScriptedModel, snapshot
 
 from codeloop.errors import ModelError
 from codeloop.llm.fim import (
@@ -159,30 +158,23 @@ def test_complete_file_leaves_the_file_alone(tmp_path: Path) -> None:
 # --- the embedded model ---
 
 
-@pytest.fixture(scope="module")
-def real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield model_home(tmp_path_factory.mktemp("complete-model"))
-
-
 @pytest.mark.model
 @pytest.mark.slow
-def test_completion_on_the_embedded_model(
-    real_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_completion_on_the_embedded_model(default_ready: Path, tmp_path: Path) -> None:
     from codeloop.llm import get_model
 
-    monkeypatch.setenv("CODELOOP_HOME", str(real_home))
-    monkeypatch.delenv("CODELOOP_MODEL", raising=False)
     model = get_model()
-    f = tmp_path / "area.py"
+    work = tmp_path / "work"  # a folder of its own: tmp_path also holds the user dir and its model
+    work.mkdir()
+    f = work / "area.py"
     f.write_text('def area(w, h):\n    """The area of a w x h rectangle."""\n    return \n')
-    before = snapshot(tmp_path)
+    before = snapshot(work)
     c = complete_file(model, f, 3, 12)
     assert c.completion.replace(" ", "") in ("w*h", "h*w"), c  # model output is never run on the host
     assert "\n" not in c.completion and c.prompt_tokens and c.prompt_tokens > 10
     # a cursor inside a call: the closing bracket already in the file is not written twice
-    g = tmp_path / "env.py"
+    g = work / "env.py"
     g.write_text("import os\n\n\ndef home():\n    return os.environ.get()\n")
     c2 = complete_file(model, g, 5, 27)
     assert not c2.completion.endswith(")") or c2.completion.count("(") >= c2.completion.count(")"), c2
-    assert snapshot(tmp_path) == {**before, **snapshot(g)}
+    assert snapshot(work) == {**before, **snapshot(g)}
