@@ -21,6 +21,8 @@ directory thousands of levels deep, and may have removed or renamed parts of the
   file descriptor (``openat`` with ``O_NOFOLLOW``, ``unlinkat``), iteratively (no recursion, so
   any depth), fixes permissions only *inside* the tree, treats a missing tree as removed, and never
   changes anything about the directory that holds ``path``.
+* ``open_private_dir(path)`` opens (making it if missing) a directory of our own that nobody else
+  can write, for lock files (session uids, session cgroups); None when ``path`` is not one.
 * ``chown_fresh_tree(path, uid, gid)`` hands a directory codeloop just made (and filled) to a
   session uid: by descriptor, only entries we own with a single link.
 """
@@ -49,6 +51,7 @@ __all__ = [
     "chown_fresh_tree",
     "new_private_tmp",
     "new_session_dir",
+    "open_private_dir",
     "remove_holder_at",
     "remove_private_tmp",
     "remove_session",
@@ -370,6 +373,21 @@ def remove_tree(path: Path | str) -> None:
     (it is not what codeloop made). Raises SandboxError when something could not be removed.
     """
     _remove_path(path, remove_tree_at)
+
+
+def open_private_dir(path: Path) -> int | None:
+    """An O_DIRECTORY descriptor of ``path`` if it is a real directory (no link anywhere in its last
+    component), owned by us and writable by nobody else; made if missing. None otherwise."""
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    fd = os.open(path, _DIR_FLAGS)
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+        return fd
+    os.close(fd)
+    return None
 
 
 def chown_fresh_tree(path: Path | str, uid: int, gid: int) -> None:
