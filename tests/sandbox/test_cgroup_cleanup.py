@@ -180,6 +180,21 @@ def test_the_owner_locks_before_its_group_exists_and_unlocks_after_it_is_gone(
     assert not group.exists() and not lock.exists()
 
 
+def test_no_lock_file_is_left_when_no_group_can_be_made(
+    tmp_path: Path, lock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read-only cgroups (a default container): the group cannot be made, so its lock goes at once
+    rather than at exit (or, for a killed process, at some later probe)."""
+    monkeypatch.setattr(cgroups, "_owner", None)  # a fresh owner for this test; restored after it
+    monkeypatch.setattr(cgroups, "_own_paths", lambda: {"memory": "/"})
+    unwritable = cgroups.CgroupRoot(1, {"memory": tmp_path / "no-such-mount"})
+    with pytest.raises(OSError):
+        cgroups._process_dirs(unwritable)
+    assert lock_dir.is_dir() and list(lock_dir.iterdir()) == []
+    owner = cgroups._owner
+    assert owner is not None and owner.lock_fd is None and owner.created == []
+
+
 # --- real cgroups -------------------------------------------------------------------------------
 
 

@@ -193,6 +193,17 @@ class _Owner:
             return
         self.lock_fd, self.dir_fd = fd, dir_fd
 
+    def unlock(self) -> None:
+        """Drop the lock file and the lock (no group of ours exists); a later lock() makes a new one."""
+        if self.lock_fd is not None and self.dir_fd is not None:
+            _unlink_if_same(self.dir_fd, f"{self.token}.lock", self.lock_fd)
+        for fd in (self.lock_fd, self.dir_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.lock_fd = self.dir_fd = None
+        self.tried, self.listed = False, []
+
     def release(self) -> None:
         """At exit: remove the groups made here (empty by now), and the lock file once none is left."""
         for d in reversed(self.created):  # a later one may sit inside an earlier one (a fence)
@@ -257,11 +268,16 @@ def _process_dirs(root: CgroupRoot) -> dict[str, Path]:
         missing = [parent for parent in wanted.values() if not parent.is_dir()]
         if missing:
             owner.lock(list(wanted.values()))
-        for parent in missing:
-            parent.mkdir(exist_ok=True)
-            owner.created.append(parent)
-            if root.version == 2:
-                _enable_v2_controllers(parent.parent, parent)
+        try:
+            for parent in missing:
+                parent.mkdir(exist_ok=True)
+                owner.created.append(parent)
+                if root.version == 2:
+                    _enable_v2_controllers(parent.parent, parent)
+        except OSError:
+            if not owner.created:  # e.g. read-only cgroups: no group, so no lock file either
+                owner.unlock()
+            raise
     return wanted
 
 
