@@ -103,7 +103,7 @@ def session_cgroups() -> list[str]:
         return []
     left = []
     for mount in root.mounts.values():
-        for parent in mount.rglob(f"codeloop-{os.getpid()}"):
+        for parent in mount.rglob(f"codeloop-{os.getpid()}-*"):  # codeloop-<pid>-<token>
             left += [str(d) for d in parent.iterdir() if d.is_dir()]
     return left
 

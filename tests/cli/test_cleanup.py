@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,27 @@ def test_cleanup_removes_a_killed_owner_s_holder_and_says_why_it_left_the_rest(r
     kept = codeloop_cli("cleanup", "--root", str(root), "--legacy")  # made just now: under the default hour
     assert kept.returncode == 0 and (legacy / "session").is_dir()
     assert kept.stdout.splitlines()[-1].endswith("0 removed, 1 left (-v says why each was left)")
+
+
+def test_cleanup_legacy_removes_an_old_private_tmp_of_an_older_codeloop(root: Path) -> None:
+    """``codeloop-tmp-XXXXXXXX`` (a jail's private /tmp before it had a holder): reported and left
+    by default, removed by ``--legacy`` once older than ``--older-than``."""
+    old = root / "codeloop-tmp-abcd1234"
+    (old / "sub").mkdir(parents=True, mode=0o700)
+    (old / "sub" / "f").write_text("x")
+    old.chmod(0o700)
+    long_ago = time.time() - 7200
+    for path in (old / "sub" / "f", old / "sub", old):
+        os.utime(path, (long_ago, long_ago))
+
+    left = codeloop_cli("cleanup", "--root", str(root), "-v")
+    assert left.returncode == 0, left.stderr
+    assert f"skipped: {old}: a private /tmp of an older codeloop (never locked" in left.stdout
+    assert old.is_dir()
+    done = codeloop_cli("cleanup", "--root", str(root), "--legacy", "--older-than", "1h")
+    assert done.returncode == 0, done.stderr
+    assert f"removed: {old}: a private /tmp of an older codeloop (no lock), unchanged for" in done.stdout
+    assert not old.exists() and list(root.iterdir()) == []
 
 
 def test_durations() -> None:

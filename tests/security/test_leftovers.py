@@ -9,6 +9,8 @@ not a look-alike. Every verdict is the host's own view of what this test made.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import stat
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostside import SANDBOX_PYTHON
+from hostside import SANDBOX_PYTHON, alive
 
 import codeloop
 from codeloop.sandbox import hostfs, leftovers
@@ -310,9 +312,252 @@ def test_legacy_holders_only_on_request_old_enough_and_unused(root: Path, canary
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert got[old.name][0] == leftovers.REMOVED and not old.exists()
+    assert got[old.name][0] == leftovers.REMOVED and not old.exists(), got[old.name]
     assert _canary_intact(canary)
     assert got[busy.name] == (leftovers.SKIPPED, f"no holder.lock, and process {sleeper.pid} works in it")
     assert got[odd.name][0] == leftovers.SKIPPED and "holds 'other'" in got[odd.name][1]
     assert got[young.name][0] == leftovers.SKIPPED and "changed" in got[young.name][1]
     assert busy.is_dir() and odd.is_dir() and young.is_dir()
+
+
+# --- a jail's private /tmp in a holder of its own -----------------------------------------------
+
+#: The cell of a worker whose host will be killed: data, links to the canary (CANARY) and a lock
+#: look-alike in its private /tmp (a regular file with codeloop's first line, flocked by a child it
+#: forks when FORK, which outlives the worker), then tries to replace, remove or add to the holder
+#: (when it runs as a session uid: a worker with the host's own uid could, as the host user can).
+_TMP_CELL = """
+import fcntl, json, os, time
+tmp = os.environ["TMPDIR"]
+holder = os.path.dirname(tmp)
+open(os.path.join(tmp, "data.txt"), "w").write("worker data")
+os.mkdir(os.path.join(tmp, "sub"))
+os.symlink(CANARY, os.path.join(tmp, "to-canary"))
+os.symlink(os.path.join(CANARY, "keep.txt"), os.path.join(tmp, "sub", "to-keep"))
+os.symlink(os.path.join(CANARY, "keep.txt"), os.path.join(tmp, "sub", "holder.lock"))
+fake = os.open(os.path.join(tmp, "holder.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+os.write(fake, b"codeloop session holder v1\\npid 1\\n")
+fcntl.flock(fake, fcntl.LOCK_EX)
+child = os.fork() if FORK else 0
+if FORK and child == 0:
+    time.sleep(120)
+    os._exit(0)
+could = []  # tried only where the holder is not the worker's own (a session uid)
+tries = {} if os.stat(holder).st_uid == os.getuid() else {
+    "replace the lock": lambda: os.rename(os.path.join(tmp, "holder.lock"), os.path.join(holder, "holder.lock")),
+    "remove the lock": lambda: os.unlink(os.path.join(holder, "holder.lock")),
+    "add to the holder": lambda: os.symlink(CANARY, os.path.join(holder, "planted")),
+}
+for what, act in tries.items():
+    try:
+        act()
+        could.append(what)
+    except OSError:
+        pass
+json.dumps([tmp, os.getuid(), child, could])
+"""
+
+#: A host process that starts one jailed worker through the launch API on a session directory of
+#: its own (not in a holder) with no mount namespace (simulated where bubblewrap works), so the
+#: jail's private /tmp gets a holder of its own in the system temp directory (TMPDIR: the test's
+#: root). Runs _TMP_CELL, prints what it did; a line on stdin closes it normally.
+_TMP_OWNER = """
+import json, sys, threading, time
+from pathlib import Path
+from codeloop.sandbox import layers
+from codeloop.sandbox.exchange import Capture, Ending, exchange
+from codeloop.sandbox.jail import jailer
+from codeloop.sandbox.launcher import WORKER_SCRIPT, LaunchSpec, build_launch
+from codeloop.sandbox.protocol import encode_limits, encode_run_request
+from codeloop.sandbox.spawn import spawn_worker
+
+work, python, cell = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+lacking = layers.probe_host().without("namespaces", "simulated").without("cgroups", "simulated")
+jailer.probe_host = lambda: lacking
+launch = build_launch(LaunchSpec(python=python, worker=WORKER_SCRIPT, session_dir=work))
+proc = spawn_worker(launch)
+for t in threading.enumerate():
+    if t.name == "codeloop-sweep":  # its own sweep of TMPDIR, started by the jail
+        t.join()
+nonce = "n1".ljust(16, "0")
+request = encode_run_request(nonce, cell, 1, encode_limits(1000, 10, 50))
+outcome = exchange(proc, request, nonce, time.monotonic() + 30, Capture(4096, 1 << 20, None))
+assert outcome.ending is Ending.REPLY and outcome.reply is not None, outcome
+assert outcome.reply["status"] == "ok", outcome.reply
+tmp, uid, child, could = json.loads(eval(outcome.reply["value"]))
+print(json.dumps({"uid_layer": launch.isolation["uid"], "tmp": tmp, "uid": uid, "child": child, "could": could}), flush=True)
+sys.stdin.readline()
+proc.stop(0.5)
+proc.close()
+print("closed", flush=True)
+"""
+
+
+class TmpOwner(Owner):
+    """A separate host process with a live jailed worker whose private /tmp has its own holder."""
+
+    def __init__(self, root: Path, work: Path, canary: Path, *, fork: bool = False) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": _SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "TMPDIR": str(root),
+        }
+        python = "/usr/bin/python3" if os.geteuid() == 0 else sys.executable  # a session uid must reach it
+        cell = _TMP_CELL.replace("CANARY", repr(str(canary))).replace("FORK", repr(fork))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _TMP_OWNER, str(work), python, cell],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            self.stop()
+            raise AssertionError(f"the owner process failed (exit {self.proc.returncode})")
+        said = json.loads(line)
+        self.tmp = Path(said["tmp"])
+        self.holder = self.tmp.parent
+        self.uid_layer: bool = said["uid_layer"]
+        self.child: int = said["child"]
+        self.could: list[str] = said["could"]
+
+    def stop(self) -> None:
+        super().stop()
+        if getattr(self, "child", 0):  # the worker's child the test asked for, by its pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.child, signal.SIGKILL)
+
+
+def _work_dir(root: Path, name: str) -> Path:
+    """A session directory of the caller's own (not in a holder), private as a session uid needs."""
+    work = root / name
+    work.mkdir(mode=0o700)
+    return work
+
+
+def test_a_killed_host_s_private_tmp_is_swept_and_a_live_one_kept(
+    root: Path, owners: list[Owner], canary: Path
+) -> None:
+    """The private /tmp of a jail on a session directory outside any holder (the low-level launch
+    API, no mount namespace) used to be ``codeloop-tmp-XXXX`` in the temp directory, left for good
+    when the host was SIGKILLed. It now has a holder of its own, locked like a session's: the
+    sweep removes the dead host's, not the live host's, and never follows the worker's links; a
+    lock look-alike the worker made and flocks (from a child that outlives it) changes nothing."""
+    live = TmpOwner(root, _work_dir(root, "work-live"), canary)
+    owners.append(live)
+    dead = TmpOwner(root, _work_dir(root, "work-dead"), canary, fork=True)
+    owners.append(dead)
+    assert live.holder.parent == dead.holder.parent == root
+    assert live.holder.name.startswith("codeloop-") and live.tmp.name.startswith(hostfs.TMP_PREFIX)
+    assert live.uid_layer or os.geteuid() != 0  # root's worker never runs as root on the host's files
+    if live.uid_layer:  # the worker runs as a session uid: the holder and its lock are not its own
+        assert live.could == [] and dead.could == []
+    assert not list(root.glob("codeloop-tmp-*"))
+    dead.kill()
+    assert dead.child and alive(dead.child)  # the look-alike's flock outlives the host
+    assert (dead.holder / hostfs.HOLDER_LOCK).is_file() and (dead.tmp / "data.txt").is_file()  # left
+    live_before = _snapshot(live.holder)
+
+    dry = _verdicts(leftovers.sweep(root, dry_run=True))
+    assert dry[dead.holder.name][0] == leftovers.WOULD_REMOVE, dry
+    got = _verdicts(leftovers.sweep(root))
+    assert got[dead.holder.name][0] == leftovers.REMOVED and "gone" in got[dead.holder.name][1], got
+    assert not dead.holder.exists()
+    assert _canary_intact(canary) and sorted(p.name for p in canary.iterdir()) == ["keep.txt"]
+    assert got[live.holder.name] == (leftovers.SKIPPED, "in use: its owner holds the lock")
+    assert _snapshot(live.holder) == live_before
+    assert set(got) == {live.holder.name, dead.holder.name}  # work-* are not candidates
+
+    assert live.close() == "closed"  # a normal close removes the holder with the /tmp
+    assert not live.holder.exists()
+    assert sorted(p.name for p in root.iterdir()) == ["work-dead", "work-live"]
+
+
+def test_a_private_tmp_holder_is_locked_while_its_jail_lives(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process: a jail without a mount namespace on a directory outside any holder makes its /tmp
+    in a locked holder of its own in the temp directory; close() removes the holder and lets go."""
+    from codeloop.sandbox import layers
+    from codeloop.sandbox.jail import jailer, policy
+
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    monkeypatch.setattr(leftovers, "_last", {str(root): time.monotonic()})  # no background sweep here
+    lacking = layers.probe_host().without("namespaces", "simulated").without("cgroups", "simulated")
+    python = "/usr/bin/python3" if os.geteuid() == 0 else sys.executable
+    jail = jailer.WorkerJail(policy.JailPolicy(session_dir=_work_dir(root, "work"), python=python), host=lacking)
+    try:
+        assert jail.state.tmpdir is not None
+        tmp = Path(jail.state.tmpdir)
+        assert tmp.parent.parent == root and (tmp.parent / hostfs.HOLDER_LOCK).is_file()
+        assert stat.S_IMODE(tmp.parent.stat().st_mode) == hostfs.HOLDER_MODE
+        if jail.uid_lease is not None:
+            assert tmp.stat().st_uid == jail.uid_lease.uid
+        assert _verdicts(leftovers.sweep(root))[tmp.parent.name] == (
+            leftovers.SKIPPED,
+            "in use: its owner holds the lock",
+        )
+    finally:
+        jail.close()
+    assert not tmp.parent.exists() and str(tmp.parent) not in hostfs._held
+    with pytest.raises(codeloop.SandboxError, match="not a private /tmp"):
+        hostfs.remove_private_tmp(root / "work")
+    assert (root / "work").is_dir()
+
+
+def test_legacy_private_tmps_only_on_request_old_enough_and_unused(root: Path, canary: Path) -> None:
+    """``codeloop-tmp-XXXXXXXX`` of codeloop versions before the holder were never locked: only a
+    legacy sweep removes one, by descriptor (the canary its links point to stays), when it is a
+    real directory of ours (or of a session uid, for root), mode 0700, old, and nobody uses it."""
+
+    def old_tmp(name: str, mode: int = 0o700, uid: int | None = None) -> Path:
+        path = root / name
+        path.mkdir()
+        (path / "deep" / "er").mkdir(parents=True)
+        (path / "deep" / "er" / "f").write_text("x")
+        os.symlink(canary, path / "to-canary")
+        os.symlink(canary / "keep.txt", path / "deep" / "to-keep")
+        if uid is not None:
+            for sub in (path / "deep" / "er" / "f", path / "deep" / "er", path / "deep", path):
+                os.chown(sub, uid, uid)
+        path.chmod(mode)
+        long_ago = time.time() - 7200
+        for entry in [*path.iterdir(), path]:
+            os.utime(entry, (long_ago, long_ago), follow_symlinks=False)
+        return path
+
+    old = old_tmp("codeloop-tmp-old_0000")
+    busy = old_tmp("codeloop-tmp-busy0000")
+    odd_mode = old_tmp("codeloop-tmp-mode0000", mode=0o755)
+    young = root / "codeloop-tmp-young000"
+    young.mkdir(mode=0o700)
+    os.symlink(canary, root / "codeloop-tmp-link0000")
+    kept = {name: _snapshot(root / name) for name in ("codeloop-tmp-busy0000", "codeloop-tmp-mode0000")}
+    session_owned = other_owned = None
+    if os.geteuid() == 0:
+        session_owned = old_tmp("codeloop-tmp-uid00000", uid=uids.UID_BASE + 4243)
+        other_owned = old_tmp("codeloop-tmp-uid00001", uid=12345)
+    # an idle worker of an older codeloop: its working directory elsewhere, only its TMPDIR there
+    sleeper = subprocess.Popen(["sleep", "60"], cwd=root, env={**os.environ, "TMPDIR": str(busy)})
+    try:
+        plain = _verdicts(leftovers.sweep(root))
+        assert all(action == leftovers.SKIPPED for action, _ in plain.values()), plain
+        assert "older codeloop" in plain[old.name][1] and "--legacy" in plain[old.name][1]
+        assert "codeloop-tmp-link0000" in plain
+        got = _verdicts(leftovers.sweep(root, legacy=True, older_than=3600))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert got[old.name][0] == leftovers.REMOVED and not old.exists(), got[old.name]
+    assert _canary_intact(canary) and sorted(p.name for p in canary.iterdir()) == ["keep.txt"]
+    assert got[busy.name] == (leftovers.SKIPPED, f"a private /tmp of an older codeloop, and process {sleeper.pid} works in it")
+    assert got[odd_mode.name][0] == leftovers.SKIPPED and "mode 0o755" in got[odd_mode.name][1]
+    assert got[young.name][0] == leftovers.SKIPPED and "changed" in got[young.name][1] and young.is_dir()
+    assert got["codeloop-tmp-link0000"][0] == leftovers.SKIPPED and "not a directory" in got["codeloop-tmp-link0000"][1]
+    assert (root / "codeloop-tmp-link0000").is_symlink()
+    for name, before in kept.items():
+        assert _snapshot(root / name) == before, name
+    if session_owned is not None and other_owned is not None:
+        assert got[session_owned.name][0] == leftovers.REMOVED and not session_owned.exists()
+        assert got[other_owned.name][0] == leftovers.SKIPPED and "owned by uid 12345" in got[other_owned.name][1]
+        assert other_owned.is_dir()

@@ -12,13 +12,14 @@ from codeloop.text.terminal import printable
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
 DESCRIPTION = (
-    "Remove the session directories (<root>/codeloop-XXXXXXXX) that codeloop processes left behind "
-    "when they were killed (SIGKILL, out of memory, a cancelled job). Only a directory that is provably "
-    "codeloop's and whose owner is provably gone is removed: its owner holds a lock on it for the "
-    "session's life. Sessions start such a sweep themselves, at most every 10 minutes; this runs it now "
-    "and says what it removed and what it left, and why. --legacy also removes directories made by "
-    "codeloop versions before the lock (no proof of death there: only when unchanged for --older-than "
-    "and no process works in them). Exit 1 when something could not be removed."
+    "Remove the session directories (<root>/codeloop-XXXXXXXX, also those holding only a jail's private "
+    "/tmp) that codeloop processes left behind when they were killed (SIGKILL, out of memory, a cancelled "
+    "job). Only a directory that is provably codeloop's and whose owner is provably gone is removed: its "
+    "owner holds a lock on it for the session's life. Sessions start such a sweep themselves, at most "
+    "every 10 minutes; this runs it now and says what it removed and what it left, and why. --legacy also "
+    "removes directories made by codeloop versions before the lock (holders without one, and the private "
+    "/tmp directories codeloop-tmp-XXXXXXXX; no proof of death there: only when unchanged for "
+    "--older-than and no process works in them). Exit 1 when something could not be removed."
 )
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

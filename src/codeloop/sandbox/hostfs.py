@@ -11,6 +11,9 @@ directory thousands of levels deep, and may have removed or renamed parts of the
   gets a lock file, ``holder.lock``, on which this process holds an exclusive ``flock`` for the
   session's whole life (the descriptor is kept here, closed by ``remove_session``): a holder whose
   lock nobody holds belongs to a dead process, which ``codeloop.sandbox.leftovers`` may remove.
+* ``new_private_tmp(root)`` makes ``<root>/codeloop-XXXX/tmp-XXXX``, a jail's private /tmp when
+  its session directory is not in a holder (the low-level launch API), in a holder of its own,
+  locked the same way; ``remove_private_tmp(path)`` removes it with that holder.
 * ``remove_session(path)`` removes a session with its holder: the session and ``tmp-*`` subtrees
   first, the lock file last, so a removal cut short still leaves a holder a later sweep can prove
   stale and finish.
@@ -18,6 +21,8 @@ directory thousands of levels deep, and may have removed or renamed parts of the
   file descriptor (``openat`` with ``O_NOFOLLOW``, ``unlinkat``), iteratively (no recursion, so
   any depth), fixes permissions only *inside* the tree, treats a missing tree as removed, and never
   changes anything about the directory that holds ``path``.
+* ``open_private_dir(path)`` opens (making it if missing) a directory of our own that nobody else
+  can write, for lock files (session uids, session cgroups); None when ``path`` is not one.
 * ``chown_fresh_tree(path, uid, gid)`` hands a directory codeloop just made (and filled) to a
   session uid: by descriptor, only entries we own with a single link.
 """
@@ -42,15 +47,22 @@ __all__ = [
     "HOLDER_MAGIC",
     "HOLDER_MODE",
     "SESSION_NAME",
+    "TMP_PREFIX",
     "chown_fresh_tree",
+    "new_private_tmp",
     "new_session_dir",
+    "open_private_dir",
     "remove_holder_at",
+    "remove_private_tmp",
     "remove_session",
     "remove_tree",
+    "remove_tree_at",
 ]
 
 #: the name of a session directory inside its private holder ``codeloop-XXXX``
 SESSION_NAME = "session"
+#: a jail's private /tmp in a holder is ``tmp-`` and the 8 characters ``tempfile.mkdtemp`` draws
+TMP_PREFIX = "tmp-"
 #: the holder's lock file: its owner holds an exclusive flock on it while the session lives
 HOLDER_LOCK = "holder.lock"
 #: the first line of a holder's lock file (then ``pid N``, ``created T``, ``holder DEV:INO``)
@@ -115,17 +127,17 @@ def _lock_holder(holder: str) -> int | None:
         os.close(hfd)
 
 
-def new_session_dir(root: Path | None) -> Path:
-    """A fresh private session directory ``<root>/codeloop-XXXX/session`` (both made here), its
-    holder locked by this process until ``remove_session``."""
+def _new_holder(root: Path | str | None, fill: Callable[[str], str]) -> str:
+    """Make a holder ``<root>/codeloop-XXXX`` (mode 0711, locked by this process until
+    ``_remove_holder``) and ``fill(holder)`` it; returns what ``fill`` returned. On any OSError the
+    holder is removed again."""
     base = os.path.abspath(root if root is not None else tempfile.gettempdir())
     holder = tempfile.mkdtemp(prefix="codeloop-", dir=base)
     lock_fd: int | None = None
     try:
         os.chmod(holder, HOLDER_MODE)
         lock_fd = _lock_holder(holder)
-        session = os.path.join(holder, SESSION_NAME)
-        os.mkdir(session, 0o700)
+        inner = fill(holder)
     except OSError:
         try:
             remove_tree(Path(holder))
@@ -136,7 +148,39 @@ def new_session_dir(root: Path | None) -> Path:
     if lock_fd is not None:
         with _held_lock:
             _held[holder] = lock_fd
-    return Path(session)
+    return inner
+
+
+def _make_session(holder: str) -> str:
+    session = os.path.join(holder, SESSION_NAME)
+    os.mkdir(session, 0o700)
+    return session
+
+
+def new_session_dir(root: Path | None) -> Path:
+    """A fresh private session directory ``<root>/codeloop-XXXX/session`` (both made here), its
+    holder locked by this process until ``remove_session``."""
+    return Path(_new_holder(root, _make_session))
+
+
+def new_private_tmp(root: Path | str | None = None) -> Path:
+    """A fresh private /tmp ``<root>/codeloop-XXXX/tmp-XXXX`` (``root``: the system temp directory
+    by default) for a jail whose session directory is not in a holder: the holder is locked by this
+    process until ``remove_private_tmp``, so a sweep removes it only once this process is gone."""
+    return Path(_new_holder(root, lambda holder: tempfile.mkdtemp(prefix=TMP_PREFIX, dir=holder)))
+
+
+def _remove_holder(holder: Path) -> None:
+    """Remove a holder this process made, then let go of its lock (also when the removal failed:
+    a later sweep may then finish it)."""
+    key = os.path.abspath(holder)
+    try:
+        _remove_path(key, remove_holder_at)
+    finally:
+        with _held_lock:
+            fd = _held.pop(key, None)
+        if fd is not None:
+            os.close(fd)
 
 
 def remove_session(session_dir: Path) -> None:
@@ -145,16 +189,17 @@ def remove_session(session_dir: Path) -> None:
     session_dir = Path(session_dir)
     holder = session_dir.parent
     if session_dir.name == SESSION_NAME and holder.name.startswith("codeloop-"):
-        key = os.path.abspath(holder)
-        try:
-            _remove_path(key, remove_holder_at)
-        finally:
-            with _held_lock:
-                fd = _held.pop(key, None)
-            if fd is not None:
-                os.close(fd)
+        _remove_holder(holder)
     else:  # a directory from an older layout: remove just it
         remove_tree(session_dir)
+
+
+def remove_private_tmp(tmp: Path | str) -> None:
+    """Remove a private /tmp made by ``new_private_tmp`` with its holder, then let go of the lock."""
+    tmp = Path(tmp)
+    if not (tmp.name.startswith(TMP_PREFIX) and tmp.parent.name.startswith("codeloop-")):
+        raise SandboxError(f"refusing to remove {tmp}: not a private /tmp made by new_private_tmp")
+    _remove_holder(tmp.parent)
 
 
 def _make_writable(fd: int) -> None:
@@ -268,8 +313,9 @@ def _empty(top: int) -> None:
             os.close(fd)
 
 
-def _remove_opened(parent: int, name: str, fd: int) -> None:
-    """Empty the directory ``fd`` (``name`` in ``parent``), then remove it from ``parent``."""
+def remove_tree_at(parent: int, name: str, fd: int) -> None:
+    """Empty the directory ``fd`` (``name`` in ``parent``, opened by the caller without following
+    links), then remove it from ``parent``; never changes ``parent`` otherwise."""
     _empty(fd)
     with contextlib.suppress(FileNotFoundError):
         os.rmdir(name, dir_fd=parent)  # never a chmod of ``parent``: it is not ours
@@ -285,10 +331,10 @@ def remove_holder_at(parent: int, name: str, holder: int) -> None:
         child = _open_dir(holder, sub)
         if child is not None:
             try:
-                _remove_opened(holder, sub, child)
+                remove_tree_at(holder, sub, child)
             finally:
                 os.close(child)
-    _remove_opened(parent, name, holder)
+    remove_tree_at(parent, name, holder)
 
 
 def _remove_path(path: Path | str, remove: Callable[[int, str, int], None]) -> None:
@@ -326,7 +372,22 @@ def remove_tree(path: Path | str) -> None:
     A missing ``path`` counts as removed; a ``path`` that is now a link or a file is left alone
     (it is not what codeloop made). Raises SandboxError when something could not be removed.
     """
-    _remove_path(path, _remove_opened)
+    _remove_path(path, remove_tree_at)
+
+
+def open_private_dir(path: Path) -> int | None:
+    """An O_DIRECTORY descriptor of ``path`` if it is a real directory (no link anywhere in its last
+    component), owned by us and writable by nobody else; made if missing. None otherwise."""
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    fd = os.open(path, _DIR_FLAGS)
+    st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+        return fd
+    os.close(fd)
+    return None
 
 
 def chown_fresh_tree(path: Path | str, uid: int, gid: int) -> None:

@@ -8,7 +8,8 @@ descriptor, never following a link (SECURITY.md, "Host-side housekeeping"):
 * its name is exactly ``codeloop-`` and the 8 characters ``tempfile.mkdtemp`` draws;
 * it is a real directory (``lstat``), owned by our effective uid, mode 0711 as we make it, and
   the descriptor we opened (``O_NOFOLLOW``) is that same directory;
-* it holds nothing but ``session`` and ``tmp-XXXXXXXX`` directories and the lock file;
+* it holds nothing but ``session`` and ``tmp-XXXXXXXX`` directories and the lock file (a holder
+  of a session, or of a jail's private /tmp alone: ``hostfs.new_private_tmp``);
 * the lock file ``holder.lock`` is a regular file of ours with one link, small, and we get its
   ``flock(LOCK_EX | LOCK_NB)``: its owner, which holds that lock for the session's whole life, is
   gone (a ``flock`` dies with the last descriptor of its open file, whatever killed the process);
@@ -21,7 +22,14 @@ held, so two sweepers never remove the same holder. A holder without a lock file
 before the lock existed, or cut short between ``mkdtemp`` and the lock) is never removed
 automatically: only ``sweep(legacy=True)`` (``codeloop cleanup --legacy``) removes one, when it
 passes every check above but the lock, nothing in it changed for ``older_than`` seconds (at least
-``MIN_LEGACY_AGE``), and no process we can see works in it.
+``MIN_LEGACY_AGE``), and no process we can see works in it (its working directory, an open
+file or its ``TMPDIR`` there).
+
+A jail's private /tmp made by a codeloop before it had a holder of its own (``codeloop-tmp-`` and
+8 characters, straight in the system temp directory, never locked) is likewise only removed with
+``legacy=True``: a real directory, mode 0700, owned by us or (when we are root) by a session uid,
+unchanged for ``older_than`` seconds and used by no process we can see; its contents are the
+worker's, so it is removed by descriptor (``hostfs.remove_tree_at``), never following a link.
 
 ``sweep_soon(root)`` is the automatic, cheap form: at most once per ``SWEEP_INTERVAL`` seconds per
 root and process, on a daemon thread, within ``SWEEP_BUDGET`` seconds, never raising (it logs at
@@ -39,12 +47,22 @@ import stat
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codeloop.errors import SandboxError
-from codeloop.sandbox.hostfs import HOLDER_LOCK, HOLDER_MAGIC, HOLDER_MODE, SESSION_NAME, remove_holder_at
+from codeloop.sandbox.hostfs import (
+    HOLDER_LOCK,
+    HOLDER_MAGIC,
+    HOLDER_MODE,
+    SESSION_NAME,
+    TMP_PREFIX,
+    remove_holder_at,
+    remove_tree_at,
+)
+from codeloop.sandbox.jail.uids import UID_BASE, UID_COUNT
 
 __all__ = [
     "MIN_LEGACY_AGE",
@@ -60,7 +78,11 @@ log = logging.getLogger(__name__)
 
 #: ``tempfile.mkdtemp``'s names: the prefix and 8 characters of its alphabet
 _HOLDER_NAME = re.compile(r"codeloop-[a-z0-9_]{8}\Z")
-_TMP_NAME = re.compile(r"tmp-[a-z0-9_]{8}\Z")
+_TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"[a-z0-9_]{8}\Z")
+#: a jail's private /tmp from before it had a holder of its own (``mkdtemp(prefix="codeloop-tmp-")``)
+_LEGACY_TMP_NAME = re.compile(r"codeloop-tmp-[a-z0-9_]{8}\Z")
+_LEGACY_TMP_MODE = 0o700
+_OLD_TMP = "a private /tmp of an older codeloop"
 _LOCK_TEXT = re.compile(
     re.escape(HOLDER_MAGIC) + r"\npid (\d+)\ncreated (\d+(?:\.\d+)?)\nholder (\d+):(\d+)\n\Z"
 )
@@ -140,13 +162,14 @@ def sweep(
         raise SandboxError(f"cannot read the sandbox root {base}: {e.strerror or e}") from e
     try:
         with os.scandir(root_fd) as entries:
-            names = sorted(entry.name for entry in entries if _HOLDER_NAME.match(entry.name))
+            names = sorted(entry.name for entry in entries if _candidate(entry.name))
         for name in names:
             if deadline is not None and time.monotonic() > deadline:
                 report.complete = False
                 break
+            judge = _judge if _HOLDER_NAME.match(name) else _judge_legacy_tmp
             try:
-                action, reason = _judge(
+                action, reason = judge(
                     root_fd, base, name, dry_run=dry_run, legacy=legacy, older_than=older_than
                 )
             except OSError as e:
@@ -155,6 +178,10 @@ def sweep(
     finally:
         os.close(root_fd)
     return report
+
+
+def _candidate(name: str) -> bool:
+    return bool(_HOLDER_NAME.match(name) or _LEGACY_TMP_NAME.match(name))
 
 
 def _judge(
@@ -268,14 +295,7 @@ def _judge_lockless(
             f"no {HOLDER_LOCK} (made by an older codeloop, or being made now), so no proof its owner is "
             "gone; `codeloop cleanup --legacy` removes such holders once old enough"
         )
-    newest = hst.st_mtime
-    inodes = set()
-    with os.scandir(holder) as entries:
-        for entry in entries:
-            est = entry.stat(follow_symlinks=False)
-            newest = max(newest, est.st_mtime)
-            inodes.add((est.st_dev, est.st_ino))
-    age = time.time() - newest
+    age, inodes = _age(holder, hst)
     if age < older_than:
         return SKIPPED, f"no {HOLDER_LOCK}, and it changed {age:.0f} s ago (not over {older_than:g} s)"
     user = _user_of(os.path.join(base, name), inodes)
@@ -285,30 +305,113 @@ def _judge_lockless(
     return _remove(root_fd, name, holder, why, dry_run=dry_run)
 
 
+def _judge_legacy_tmp(
+    root_fd: int, base: str, name: str, *, dry_run: bool, legacy: bool, older_than: float
+) -> tuple[str, str]:
+    """A ``codeloop-tmp-XXXXXXXX`` of an older codeloop: never locked, so only under ``legacy``."""
+    if not legacy:
+        return SKIPPED, (
+            f"{_OLD_TMP} (never locked, so no proof its owner is gone); "
+            "`codeloop cleanup --legacy` removes such directories once old enough"
+        )
+    me = os.geteuid()
+    try:
+        st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return SKIPPED, "gone meanwhile"
+    if not stat.S_ISDIR(st.st_mode):
+        return SKIPPED, "not a directory (a link or a file): not a private /tmp codeloop made"
+    if st.st_uid != me and not (me == 0 and UID_BASE <= st.st_uid < UID_BASE + UID_COUNT):
+        return SKIPPED, f"owned by uid {st.st_uid}: neither us (uid {me}) nor a session uid of ours"
+    if stat.S_IMODE(st.st_mode) != _LEGACY_TMP_MODE:
+        return SKIPPED, f"mode {stat.S_IMODE(st.st_mode):#o}, not {_LEGACY_TMP_MODE:#o} as codeloop made it"
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
+    except OSError as e:
+        return SKIPPED, f"cannot open it ({e.strerror})"
+    try:
+        fst = os.fstat(fd)
+        if (fst.st_dev, fst.st_ino, fst.st_uid, fst.st_mode) != (st.st_dev, st.st_ino, st.st_uid, st.st_mode):
+            return SKIPPED, "replaced or changed while being checked"
+        age, inodes = _age(fd, fst)
+        if age < older_than:
+            return SKIPPED, f"{_OLD_TMP} that changed {age:.0f} s ago (not over {older_than:g} s)"
+        user = _user_of(os.path.join(base, name), inodes)
+        if user is not None:
+            return SKIPPED, f"{_OLD_TMP}, and process {user} works in it"
+        why = f"{_OLD_TMP} (no lock), unchanged for {age:.0f} s, no process seen in it"
+        return _remove(root_fd, name, fd, why, dry_run=dry_run, remover=remove_tree_at)
+    finally:
+        os.close(fd)
+
+
+def _age(fd: int, st: os.stat_result) -> tuple[float, set[tuple[int, int]]]:
+    """Seconds since the directory ``fd`` (``st`` its stat) or an entry in it last changed, and the
+    device and inode of it and of the directories right in it."""
+    newest = st.st_mtime
+    inodes = {(st.st_dev, st.st_ino)}
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            est = entry.stat(follow_symlinks=False)
+            newest = max(newest, est.st_mtime)
+            if stat.S_ISDIR(est.st_mode):
+                inodes.add((est.st_dev, est.st_ino))
+    return time.time() - newest, inodes
+
+
 def _user_of(path: str, inodes: set[tuple[int, int]]) -> int | None:
-    """A process whose working directory is the holder's ``session`` or ``tmp-*`` (by inode, which a
-    bind mount shares) or below the holder (by path), among those /proc lets us see."""
+    """A process that works in ``path``, among those /proc lets us see: its working directory is
+    ``path`` or a directory right in it (by inode, which a bind mount shares) or below ``path`` (by
+    name), its ``TMPDIR`` is there, or (another process) it has a file there open (an idle worker of an
+    older codeloop has nothing else in its private /tmp)."""
     prefix = path + "/"
+
+    def inside(where: str) -> bool:
+        return where == path or where.startswith(prefix)
+
     try:
         pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return None
+    me = os.getpid()
     for pid in pids:
+        proc = f"/proc/{pid}"
         with contextlib.suppress(OSError):
-            cwd = os.stat(f"/proc/{pid}/cwd")
+            cwd = os.stat(f"{proc}/cwd")
             if (cwd.st_dev, cwd.st_ino) in inodes:
                 return pid
         with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{pid}/cwd").startswith(prefix):
+            if inside(os.readlink(f"{proc}/cwd")):
                 return pid
+        with contextlib.suppress(OSError):
+            with open(f"{proc}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            for var in env:
+                if var.startswith(b"TMPDIR=") and inside(os.fsdecode(var[7:]).rstrip("/")):
+                    return pid
+        if pid == me:
+            continue  # the sweep's own descriptors are there
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"{proc}/fd"):
+                with contextlib.suppress(OSError):
+                    if inside(os.readlink(f"{proc}/fd/{fd}")):
+                        return pid
     return None
 
 
-def _remove(root_fd: int, name: str, holder: int, why: str, *, dry_run: bool) -> tuple[str, str]:
+def _remove(
+    root_fd: int,
+    name: str,
+    fd: int,
+    why: str,
+    *,
+    dry_run: bool,
+    remover: Callable[[int, str, int], None] = remove_holder_at,
+) -> tuple[str, str]:
     if dry_run:
         return WOULD_REMOVE, why
     try:
-        remove_holder_at(root_fd, name, holder)
+        remover(root_fd, name, fd)
     except OSError as e:
         return FAILED, f"{why}; removing it failed: {e}"
     return REMOVED, why

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from codeloop.errors import SandboxError
-from codeloop.sandbox.hostfs import SESSION_NAME, remove_tree
+from codeloop.sandbox.hostfs import SESSION_NAME, TMP_PREFIX, new_private_tmp, remove_private_tmp, remove_tree
 from codeloop.sandbox.jail import bwrap, paths
 from codeloop.sandbox.jail.inworker import ENV_VAR
 from codeloop.sandbox.jail.policy import JailPolicy
 from codeloop.sandbox.jail.uids import UidLease
 from codeloop.sandbox.layers import INWORKER_FILE, HostSupport, JailState, probe_host, registered
+from codeloop.sandbox.leftovers import sweep_soon
 
 __all__ = ["INWORKER_FILE", "JailedCommand", "WorkerJail"]
 
@@ -68,6 +69,7 @@ class WorkerJail:
         self._closed = False
         self.owner_pid = os.getpid()
         self._oom: bool | None = None  # recorded at close, when the cgroup goes away
+        self._tmp_holder = False  # whether the private /tmp has a holder of its own (new_private_tmp)
         try:
             self._prepare()
         except BaseException:
@@ -104,11 +106,16 @@ class WorkerJail:
                 state.isolation[layer.name] = bool(layer.decide(state))
         if not self.namespaces:
             # A private /tmp of this worker, next to the session directory inside its private
-            # holder (which the session cannot rename), else in the system's temp directory.
+            # holder (which the session cannot rename, removed with the session), else in a
+            # holder of its own in the system's temp directory, locked by this process like a
+            # session's, so that a sweep can prove it stale once this process is killed.
             holder = self.policy.session_dir.parent
-            inside = self.policy.session_dir.name == SESSION_NAME and holder.name.startswith("codeloop-")
-            prefix, where = ("tmp-", holder) if inside else ("codeloop-tmp-", None)
-            state.tmpdir = tempfile.mkdtemp(prefix=prefix, dir=where)
+            if self.policy.session_dir.name == SESSION_NAME and holder.name.startswith("codeloop-"):
+                state.tmpdir = tempfile.mkdtemp(prefix=TMP_PREFIX, dir=holder)
+            else:
+                state.tmpdir = str(new_private_tmp())
+                self._tmp_holder = True
+                sweep_soon(None)  # the holders of killed processes there (rate-limited, background)
             if state.uid is not None:
                 os.chown(state.tmpdir, state.uid.uid, state.uid.gid, follow_symlinks=False)
 
@@ -226,7 +233,10 @@ class WorkerJail:
                 state.uid.release(sweep=not emptied)
             if state.tmpdir is not None:
                 with contextlib.suppress(SandboxError):
-                    remove_tree(state.tmpdir)
+                    if self._tmp_holder:
+                        remove_private_tmp(state.tmpdir)
+                    else:
+                        remove_tree(state.tmpdir)
             while state.closers:  # what other layers hold, once the session's processes are gone
                 state.closers.pop()()
         with _live_lock:

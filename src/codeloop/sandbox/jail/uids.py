@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from codeloop.errors import SandboxError
+from codeloop.sandbox.hostfs import open_private_dir
 
 __all__ = [
     "RESERVED_RANGES",
@@ -43,27 +44,12 @@ _CLEAN = b"clean\n"
 _LOCK_DIRS = (Path("/run/codeloop/uids"), Path("/tmp/codeloop-root-uids"))
 
 
-def _private_dir(path: Path) -> int | None:
-    """An O_DIRECTORY descriptor of ``path`` if it is a real directory (no link anywhere in its last
-    component), owned by us and writable by nobody else; made if missing. None otherwise."""
-    with contextlib.suppress(FileExistsError):
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    st = os.fstat(fd)
-    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
-        return fd
-    os.close(fd)
-    return None
-
-
 def _lock_dir(candidates: Sequence[Path] = _LOCK_DIRS) -> tuple[Path, int]:
     """The lock directory and a descriptor of it: every lock file is opened relative to that
     descriptor, so a planted symlink (at the directory or a lock file) is never followed."""
     for candidate in candidates:
         try:
-            fd = _private_dir(candidate)
+            fd = open_private_dir(candidate)
         except OSError:
             continue
         if fd is not None:
