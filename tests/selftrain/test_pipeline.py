@@ -32,6 +32,9 @@ def test_a_run_directory_keeps_its_settings(tmp_path: Path) -> None:
         run_pipeline(tmp_path, SelftrainConfig(tasks=5, function_tasks=3, seed=1, sources=("questions",)), stop_after="tasks")
     with pytest.raises(ConfigError, match="unknown stage"):
         run_pipeline(tmp_path, config, stop_after="everything")
+    with pytest.raises(ConfigError, match="unknown merge type 'q2_k'"):  # refused up front, not after training
+        run_pipeline(tmp_path / "merge", config, merge="q2_k")
+    assert not (tmp_path / "merge").exists()
 
 
 def test_config_checks_and_old_run_directories() -> None:

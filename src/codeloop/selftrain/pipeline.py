@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from codeloop.errors import ConfigError
+from codeloop.selftrain.constants import MERGE_TYPES
 from codeloop.selftrain.functions import (
     FunctionTask,
     generate_function_tasks,
@@ -415,13 +416,15 @@ def run_pipeline(
     """Run (or resume) every stage in ``directory``; returns the report.
 
     ``merge``: after registering, merge the adapter into the base model with merged tensors of this
-    type (:data:`codeloop.selftrain.merge.MERGE_TYPES`), so ``BASE+NAME`` runs at the base's speed.
+    type (:data:`codeloop.selftrain.constants.MERGE_TYPES`), so ``BASE+NAME`` runs at the base's speed.
     """
     from codeloop.llm import get_model
     from codeloop.llm.adapters import register_adapter
 
     if stop_after is not None and stop_after not in STAGES:
         raise ConfigError(f"unknown stage {stop_after!r}: one of {', '.join(STAGES)}")
+    if merge is not None and merge not in MERGE_TYPES:  # before any stage, not after training
+        raise ConfigError(f"unknown merge type {merge!r}: one of {', '.join(MERGE_TYPES)}")
     directory.mkdir(parents=True, exist_ok=True)
     saved = directory / "config.json"
     if saved.is_file():
