@@ -161,11 +161,12 @@ def test_tiny_pipeline_trains_registers_and_changes_the_model(tmp_path: Path) ->
     assert again["stages"]["merge"]["merged_tensors"] == 4 * 24  # every adapted matrix
     merged = get_model("qwen-coder-0.5b+citest", n_ctx=256)
     assert merged.path.name == "merged.gguf" and merged.adapter is None  # type: ignore[attr-defined]
+    assert merged.name == "qwen-coder-0.5b+citest:merged"  # what runs, as history and evals record it
 
     prompt = rows[0]["prompt"]
     base = get_model("qwen-coder-0.5b", n_ctx=2048)
     tuned = get_model("qwen-coder-0.5b+citest:lora", n_ctx=2048)
-    assert tuned.runtime is not base.runtime
+    assert tuned.runtime is not base.runtime and tuned.name == "qwen-coder-0.5b+citest:lora"
     b = np.array(_last_logits(base, prompt))
     t = np.array(_last_logits(tuned, prompt))
     assert np.linalg.norm(t - b) > 1e-3 * np.linalg.norm(b)

@@ -17,7 +17,7 @@ from typing import Any
 
 from codeloop.config import load_config
 from codeloop.errors import ConfigError, ModelError
-from codeloop.llm.adapters import choose_adapter, split_adapter
+from codeloop.llm.adapters import choose_adapter, ran_spec, split_adapter
 from codeloop.llm.assemble import prepare, require_installed
 from codeloop.llm.base import Model
 from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, BundledModel, find_bundled
@@ -202,7 +202,7 @@ def _with_adapter(base_name: str, adapter_spec: str, base_url: str | None, confi
         raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
     source, base = _base(base_name, config)
     chosen, merged = choose_adapter(adapter_spec, base)
-    name = f"{base}+{adapter_spec}"
+    name = f"{base}+{ran_spec(adapter_spec, merged)}"  # BASE+NAME:merged or BASE+NAME:lora: what runs
     if merged:
         return _embedded(chosen, name, config, adapter=True)
     return _embedded(source, name, config, adapter=True, lora=chosen)
