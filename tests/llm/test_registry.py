@@ -8,7 +8,7 @@ import pytest
 
 import codeloop
 from codeloop.errors import ConfigError, ModelError
-from codeloop.llm import DEFAULT_MODEL, default_model_name, get_model, resolve_name
+from codeloop.llm import DEFAULT_MODEL, check_model, default_model_name, get_model, resolve_name
 from codeloop.llm.openai_backend import OPENAI_BASE_URL, OpenAIModel
 from codeloop.llm.registry import OLLAMA_BASE_URL
 
@@ -140,3 +140,32 @@ def test_config_urls_and_keys(codeloop_home: Path) -> None:
     write_config(codeloop_home, "[model]\nbase_url = 5\n")
     with pytest.raises(ConfigError, match="base_url must be a non-empty string"):
         get_model("openai:x")
+
+
+@pytest.mark.model
+def test_check_model_names_what_get_model_loads(codeloop_home: Path, smollm_path: Path) -> None:
+    """``check_model`` reports the name the loaded model has, whatever the name's form."""
+    write_config(codeloop_home, f'[aliases]\ntiny = "gguf:{smollm_path}"\n')
+    for name in ("smollm", "tiny", f"gguf:{smollm_path}", "openai:gpt-4o-mini", "ollama:qwen2.5-coder:7b"):
+        checked = check_model(name)
+        model = get_model(name, n_ctx=256) if checked.embedded else get_model(name)
+        assert checked.name == model.name, name
+        assert checked.embedded == (not isinstance(model, OpenAIModel)) and not checked.adapter
+    assert check_model("my-model", base_url="http://127.0.0.1:7/v1").name == "openai:my-model"
+    assert check_model(base_url="http://127.0.0.1:7/v1").name == "openai:?"
+
+
+def test_check_model_raises_what_get_model_raises_and_assembles_nothing(codeloop_home: Path) -> None:
+    for name, base_url in (
+        ("gpt-17", None), ("gguf:/nonexistent/model.gguf", None), ("openai:", None), ("qwen+", None),
+        ("qwen-coder-0.5b+nope", None), ("smollm2-135m", "http://127.0.0.1:1/v1"),
+    ):
+        with pytest.raises((ConfigError, ModelError)) as checked:
+            check_model(name, base_url=base_url)
+        with pytest.raises((ConfigError, ModelError)) as loaded:
+            get_model(name, base_url=base_url)
+        assert (type(checked.value), str(checked.value)) == (type(loaded.value), str(loaded.value)), name
+    # the default, not assembled in this fresh user dir, is checked by its packages, not joined (0.5 GB)
+    assert check_model("qwen") == check_model() == check_model("qwen-coder-0.5b")
+    assert check_model("qwen").name == "qwen-coder-0.5b" and check_model("qwen").embedded
+    assert list((codeloop_home / "models").glob("*.gguf")) == []

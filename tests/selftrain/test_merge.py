@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ import pytest
 
 from codeloop.cli import main
 from codeloop.errors import ConfigError
+from codeloop.evals.resume import meta_path
+from codeloop.llm import check_model
 from codeloop.llm.adapters import MERGED_FILE, choose_adapter, list_adapters, register_adapter
 from codeloop.selftrain.merge import MergeError, gguf_tensor_types, merge_adapter, merge_lora
 from lora_files import PROJ, gguf_shape, write_adapter
@@ -171,16 +175,39 @@ def test_registry_runs_the_merged_model_and_keeps_the_runtime_adapter_at_hand(
     assert choose_adapter("mine", base) == (registered.path, False)  # not merged yet: the runtime adapter
     with pytest.raises(ConfigError, match="no current merged model"):
         choose_adapter("mine:merged", base)
+    # an eval started on the runtime adapter (BASE+NAME, not merged yet) ...
+    samples = tmp_path / "samples.jsonl"
+    first = _codeloop("eval", "humaneval", "--model", f"{base}+mine", "--limit", "1", "--max-tokens", "16",
+                      "--no-progress", "--out", str(samples))
+    assert first.returncode == 0, first.stderr
+    assert json.loads(meta_path(samples).read_text())["model"] == f"{base}+mine:lora"
 
     assert main(["adapters", "merge", "mine", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     merged = registered.path.parent / MERGED_FILE
     assert record["type"] == "q8_0" and record["merged_tensors"] == 16 and merged.is_file()
     assert list_adapters()[0].merged == merged
+    # ... is not continued by the same command once BASE+NAME loads the merged model (it used to be,
+    # under the same name, mixing the two models' samples in one file)
+    again = _codeloop("eval", "humaneval", "--model", f"{base}+mine", "--limit", "1", "--max-tokens", "16",
+                      "--no-progress", "--out", str(samples))
+    assert again.returncode == 2  # a usage error
+    assert f"model: '{base}+mine:lora' then, '{base}+mine:merged' now" in again.stderr
     model = get_model(f"{base}+mine", n_ctx=256)
     assert model.path == merged and model.adapter is None  # type: ignore[attr-defined]
     lora = get_model(f"{base}+mine:lora", n_ctx=256)
     assert lora.path == smollm_path and lora.adapter == registered.path  # type: ignore[attr-defined]
+    # the name says which of the two runs, and loads the same thing again
+    assert (model.name, lora.name) == (f"{base}+mine:merged", f"{base}+mine:lora")
+    assert get_model(model.name, n_ctx=256).runtime is model.runtime  # type: ignore[attr-defined]
+    assert get_model(lora.name, n_ctx=256).runtime is lora.runtime  # type: ignore[attr-defined]
+    # codeloop run reports it and the history records it
+    for name in (f"{base}+mine", f"{base}+mine:lora"):
+        run = _codeloop("run", "--model", name, "--max-steps", "1", "--max-tokens", "8", "--json", "What is 2+2?")
+        assert run.stdout, run.stderr
+        assert json.loads(run.stdout)["model"] == check_model(name).name
+    listed = json.loads(_codeloop("history", "list", "--json").stdout)
+    assert [row["model"] for row in listed] == [f"{base}+mine:lora", f"{base}+mine:merged"]  # newest first
     assert choose_adapter("mine:merged", base) == (merged, True)
     with pytest.raises(ConfigError, match="NAME:lora or NAME:merged"):
         choose_adapter("mine:other", base)
@@ -202,6 +229,7 @@ def test_registry_runs_the_merged_model_and_keeps_the_runtime_adapter_at_hand(
     )
     assert list_adapters()[0].merged is None
     assert choose_adapter("mine", base) == (registered.path, False)
+    assert check_model(f"{base}+mine").name == f"{base}+mine:lora"  # not the merged model's name
     assert main(["adapters"]) == 0
     assert "stale merge" in capsys.readouterr().out
     registered.path.write_bytes(original)
@@ -219,6 +247,12 @@ def test_registry_runs_the_merged_model_and_keeps_the_runtime_adapter_at_hand(
     assert merged.read_bytes() == b"someone else's file"
     register_adapter("mine", adapter, base)
     assert merged.read_bytes() == b"someone else's file"
+
+
+def _codeloop(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codeloop", *argv], capture_output=True, text=True, timeout=300, env=dict(os.environ)
+    )
 
 
 def _fake_base(path: Path, arch: str = "llama", dims: tuple[int, int] = (64, 32)) -> Path:
@@ -309,6 +343,7 @@ def test_qwen_adapter_merges_through_the_cli_and_runs_as_base_plus_name(
     merged = get_model("qwen-coder-0.5b+tiny", n_ctx=256)
     try:
         assert merged.path.name == MERGED_FILE and merged.adapter is None  # type: ignore[attr-defined]
+        assert merged.name == "qwen-coder-0.5b+tiny:merged"
         assert gguf_tensor_types(merged.path) == gguf_tensor_types(qwen_home)  # type: ignore[attr-defined]
         reply = merged.complete_text(PROMPTS[0], max_tokens=8, temperature=0.0).text
         assert reply.strip()

@@ -32,6 +32,9 @@ def test_a_run_directory_keeps_its_settings(tmp_path: Path) -> None:
         run_pipeline(tmp_path, SelftrainConfig(tasks=5, function_tasks=3, seed=1, sources=("questions",)), stop_after="tasks")
     with pytest.raises(ConfigError, match="unknown stage"):
         run_pipeline(tmp_path, config, stop_after="everything")
+    with pytest.raises(ConfigError, match="unknown merge type 'q2_k'"):  # refused up front, not after training
+        run_pipeline(tmp_path / "merge", config, merge="q2_k")
+    assert not (tmp_path / "merge").exists()
 
 
 def test_config_checks_and_old_run_directories() -> None:
@@ -73,6 +76,49 @@ def test_bad_options_are_usage_errors(tmp_path: Path, options: list[str], messag
     assert proc.returncode == 1
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--teacher", "no-such-model"], "unknown model 'no-such-model'"),
+        (["--teacher", "qwen"], "the teacher 'qwen' is qwen-coder-0.5b itself"),  # an alias of the student
+        (["--teacher", "gguf:/nonexistent/teacher.gguf"], "model file not found: /nonexistent/teacher.gguf"),
+        (["--teacher", "qwen-coder-0.5b+nope"], "unknown adapter 'nope'"),
+        (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["--model", "openai:gpt-4o-mini"], "needs an embedded model"),
+        (["--model", "smollm2", "--teacher", "smollm2-135m"], "is smollm2-135m itself"),
+    ],
+)
+def test_bad_model_names_fail_before_any_stage(tmp_path: Path, options: list[str], message: str) -> None:
+    """A name that leads nowhere is refused up front: the run directory is never made (the tasks stage
+    used to run first, and the name only failed when the model loaded)."""
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "codeloop", "selftrain", *options, "--out", str(run), "--tasks", "3", "--functions", "3"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and "selftrain: tasks" not in proc.stderr
+    assert not run.exists()
+
+
+def test_an_adapter_model_is_not_trained_on(tmp_path: Path) -> None:
+    """BASE+NAME as --model would train on the base file (or the merge) and register an adapter for a
+    'base' no name can load: refused before any stage."""
+    from codeloop.llm.adapters import register_adapter
+
+    adapter = tmp_path / "a.gguf"
+    adapter.write_bytes(b"GGUF not really")  # never read: the name is checked, nothing loads
+    register_adapter("mine", adapter, "qwen-coder-0.5b")
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"not on qwen-coder-0\.5b\+mine.* name its base"):
+        run_pipeline(run, SelftrainConfig(model="qwen+mine", tasks=3, function_tasks=3), stop_after="tasks")
+    assert not run.exists()
+    # as a teacher it is another model than its base: allowed (the tasks stage needs no model)
+    taught = SelftrainConfig(teacher="qwen-coder-0.5b+mine", tasks=3, function_tasks=3)
+    assert run_pipeline(run, taught, stop_after="tasks")["stages"]["tasks"]["tasks"] == 6
 
 
 @pytest.mark.model
@@ -122,11 +168,12 @@ def test_tiny_pipeline_trains_registers_and_changes_the_model(tmp_path: Path) ->
     assert again["stages"]["merge"]["merged_tensors"] == 4 * 24  # every adapted matrix
     merged = get_model("qwen-coder-0.5b+citest", n_ctx=256)
     assert merged.path.name == "merged.gguf" and merged.adapter is None  # type: ignore[attr-defined]
+    assert merged.name == "qwen-coder-0.5b+citest:merged"  # what runs, as history and evals record it
 
     prompt = rows[0]["prompt"]
     base = get_model("qwen-coder-0.5b", n_ctx=2048)
     tuned = get_model("qwen-coder-0.5b+citest:lora", n_ctx=2048)
-    assert tuned.runtime is not base.runtime
+    assert tuned.runtime is not base.runtime and tuned.name == "qwen-coder-0.5b+citest:lora"
     b = np.array(_last_logits(base, prompt))
     t = np.array(_last_logits(tuned, prompt))
     assert np.linalg.norm(t - b) > 1e-3 * np.linalg.norm(b)

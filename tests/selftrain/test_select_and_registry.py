@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from codeloop.errors import ConfigError
-from codeloop.llm.adapters import find_adapter, list_adapters, register_adapter, split_adapter
+from codeloop.llm.adapters import find_adapter, list_adapters, ran_spec, register_adapter, split_adapter
 from codeloop.selftrain.sample import Sample, select_examples
 
 
@@ -60,3 +60,23 @@ def test_adapter_on_a_server_model_is_refused(tmp_path: Path) -> None:
     register_adapter("mine", src, "qwen-coder-0.5b")
     with pytest.raises(ConfigError, match="embedded models only"):
         get_model("some-server-model+mine", base_url="http://127.0.0.1:9/v1")
+
+
+def test_an_adapter_model_is_named_by_what_runs(tmp_path: Path) -> None:
+    """BASE+NAME reports BASE+NAME:lora or BASE+NAME:merged, a name that loads the same again; a path
+    to an adapter file stays as written (always the runtime adapter). Real loading: tests/selftrain/test_merge.py."""
+    from codeloop.llm import check_model
+
+    assert [ran_spec(s, m) for s, m in (("st3", True), ("st3", False), ("st3:lora", False), ("st3:merged", True))] == [
+        "st3:merged", "st3:lora", "st3:lora", "st3:merged"
+    ]
+    src = tmp_path / "a.gguf"
+    src.write_bytes(b"GGUF fake adapter bytes")
+    register_adapter("mine", src, "qwen-coder-0.5b")
+    for name in ("qwen+mine", "qwen-coder-0.5b+mine", "qwen-coder-0.5b+mine:lora"):
+        checked = check_model(name)
+        assert (checked.name, checked.embedded, checked.adapter) == ("qwen-coder-0.5b+mine:lora", True, True)
+    assert check_model(check_model("qwen+mine").name) == check_model("qwen+mine")
+    with pytest.raises(ConfigError, match="no current merged model"):
+        check_model("qwen+mine:merged")
+    assert check_model(f"qwen+{src}").name == f"qwen-coder-0.5b+{src}"

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from codeloop.errors import ConfigError
+from codeloop.selftrain.constants import DEFAULT_MERGE_TYPE, MERGE_TYPES
 
 DESCRIPTION = (
     "List the LoRA adapters `codeloop selftrain` registered (use one as --model BASE+NAME). "
@@ -26,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--type",
         dest="tensor_type",
-        default="q8_0",
-        choices=("q8_0", "f16", "base"),
+        default=DEFAULT_MERGE_TYPE,
+        choices=MERGE_TYPES,
         help="merged tensors' type: q8_0 (default: closest to the runtime adapter), f16, or base (each "
         "tensor's type in the base, re-quantised by llama.cpp: the base's exact size, but it loses most of "
         "a small LoRA's change)",

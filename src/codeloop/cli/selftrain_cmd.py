@@ -9,6 +9,7 @@ from pathlib import Path
 
 from codeloop.config import user_dir
 from codeloop.errors import ConfigError
+from codeloop.selftrain.constants import DEFAULT_MERGE_TYPE, MERGE_TYPES
 
 DESCRIPTION = (
     "Execution-verified fine-tuning (rejection sampling / STaR): make tasks, sample programs with the "
@@ -66,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stop-after", default=None, help="stop after this stage: tasks, sample, select, train, export, register"
     )
     parser.add_argument(
-        "--merge", nargs="?", const="q8_0", default=None, choices=("q8_0", "f16", "base"),
-        help="after registering, merge the adapter into the base model (merged tensors in TYPE, default q8_0): "
+        "--merge", nargs="?", const=DEFAULT_MERGE_TYPE, default=None, choices=MERGE_TYPES,
+        help="after registering, merge the adapter into the base model (merged tensors in TYPE, default "
+        f"{DEFAULT_MERGE_TYPE}): "
         "BASE+NAME then runs at the base's speed (see codeloop adapters)",
     )
 

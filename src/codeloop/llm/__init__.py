@@ -18,7 +18,7 @@ from codeloop.errors import ConfigError, ModelError
 from codeloop.llm.base import Model, ReplyStream
 from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, BundledModel
 from codeloop.llm.contract import ChatModel, ReplyStreamLike, TextModel
-from codeloop.llm.registry import default_model_name, get_model, resolve_name
+from codeloop.llm.registry import ModelCheck, check_model, default_model_name, get_model, resolve_name
 from codeloop.llm.types import (
     Chunk,
     FinishReason,
@@ -41,6 +41,7 @@ __all__ = [
     "FinishReason",
     "Message",
     "Model",
+    "ModelCheck",
     "ModelError",
     "Reply",
     "ReplyStream",
@@ -51,6 +52,7 @@ __all__ = [
     "TextModel",
     "Timings",
     "Usage",
+    "check_model",
     "default_model_name",
     "get_model",
     "resolve_name",

@@ -10,7 +10,9 @@ A registered adapter can be merged into its base (``codeloop adapters merge NAME
 full model with ``W + s B A`` in place of every adapted weight, which runs at the base's speed (a
 runtime adapter costs 1.4x time per token on the 0.5B model). ``BASE+NAME`` then loads the merged
 model; ``BASE+NAME:lora`` still applies the runtime adapter, and ``BASE+NAME:merged`` insists on
-the merged model. A merged model counts only while ``adapter.json`` records it (the very file:
+the merged model. Whichever way it was named, the loaded model's name says which of the two runs
+(``BASE+NAME:merged`` or ``BASE+NAME:lora``, :func:`ran_spec`), so history and eval results tell
+them apart and the name loads the same again. A merged model counts only while ``adapter.json`` records it (the very file:
 inode, size, mtime), the adapter file is the one it was made from (SHA-256), and for the base it
 was made from.
 """
@@ -41,6 +43,7 @@ __all__ = [
     "find_adapter",
     "list_adapters",
     "merge_target",
+    "ran_spec",
     "record_merge",
     "register_adapter",
     "registered_adapter",
@@ -156,12 +159,26 @@ def registered_adapter(name: str) -> Adapter:
 
 def find_adapter(spec: str) -> Path:
     """The adapter GGUF that ``spec`` names: a registered adapter or a path to a ``.gguf`` file."""
-    if "/" in spec or spec.endswith(".gguf"):
+    if _is_path(spec):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise ConfigError(f"adapter file not found: {path}")
         return path
     return registered_adapter(spec).path
+
+
+def _is_path(spec: str) -> bool:
+    return "/" in spec or spec.endswith(".gguf")
+
+
+def ran_spec(spec: str, merged: bool) -> str:
+    """The adapter part of the name of a model loaded as ``BASE+spec``, ``merged`` as
+    :func:`choose_adapter` chose: ``NAME:merged`` or ``NAME:lora`` for a registered adapter (which
+    of the two runs, and a spec that loads it again), a path to an adapter file as it is (always
+    applied at run time)."""
+    if _is_path(spec):
+        return spec
+    return f"{spec.partition(':')[0]}:{'merged' if merged else 'lora'}"
 
 
 def choose_adapter(spec: str, base: str) -> tuple[Path, bool]:
@@ -171,7 +188,7 @@ def choose_adapter(spec: str, base: str) -> tuple[Path, bool]:
     LoRA adapter for llama.cpp to apply at run time. ``spec`` is ``NAME``, ``NAME:lora``,
     ``NAME:merged`` or a path to an adapter GGUF.
     """
-    if "/" in spec or spec.endswith(".gguf"):
+    if _is_path(spec):
         return find_adapter(spec), False
     name, _, variant = spec.partition(":")
     if variant and variant not in ADAPTER_VARIANTS:

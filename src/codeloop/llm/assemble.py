@@ -22,7 +22,7 @@ from codeloop.config import user_dir
 from codeloop.errors import ModelError
 from codeloop.llm.catalog import BundledModel
 
-__all__ = ["ModelStatus", "Progress", "model_file", "models_dir", "prepare", "status"]
+__all__ = ["ModelStatus", "Progress", "model_file", "models_dir", "prepare", "require_installed", "status"]
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -138,6 +138,22 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _wheel_file(model: BundledModel) -> Path:
+    path = model_file(model)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path} ({model.install_hint})")
+    return path
+
+
+def require_installed(model: BundledModel) -> None:
+    """Raise the error :func:`prepare` would for a model whose packages are missing, without
+    assembling anything (cheap: stats and package look-ups only)."""
+    if model.wheel_module is not None:
+        _wheel_file(model)
+    elif not _stamp_ok(model, models_dir() / model.filename):
+        _chunk_files(model)
+
+
 def prepare(model: BundledModel, progress: Progress | None = None, *, reverify: bool = False) -> Path:
     """Make ``model`` loadable and return its GGUF path; fast when already done.
 
@@ -146,10 +162,7 @@ def prepare(model: BundledModel, progress: Progress | None = None, *, reverify: 
     already assembled file instead of trusting its stamp.
     """
     if model.wheel_module is not None:
-        path = model_file(model)
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path} ({model.install_hint})")
-        return path
+        return _wheel_file(model)
     target = models_dir() / model.filename
     if not reverify and _stamp_ok(model, target):
         return target

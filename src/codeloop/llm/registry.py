@@ -10,15 +10,17 @@ default, else the embedded Qwen2.5-Coder-0.5B.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codeloop.config import load_config
 from codeloop.errors import ConfigError, ModelError
-from codeloop.llm.adapters import choose_adapter, split_adapter
-from codeloop.llm.assemble import prepare
+from codeloop.llm.adapters import choose_adapter, ran_spec, split_adapter
+from codeloop.llm.assemble import prepare, require_installed
 from codeloop.llm.base import Model
-from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, find_bundled
+from codeloop.llm.catalog import BUNDLED, DEFAULT_MODEL, BundledModel, find_bundled
 from codeloop.llm.settings import (
     EmbeddedSettings,
     RemoteSettings,
@@ -27,7 +29,15 @@ from codeloop.llm.settings import (
     model_table,
 )
 
-__all__ = ["OLLAMA_BASE_URL", "default_model_name", "embedded_base", "get_model", "resolve_name"]
+__all__ = [
+    "OLLAMA_BASE_URL",
+    "ModelCheck",
+    "check_model",
+    "default_model_name",
+    "embedded_base",
+    "get_model",
+    "resolve_name",
+]
 
 OLLAMA_BASE_URL = "http://127.0.0.1:11434/v1"
 _PREFIXES = ("gguf:", "openai:", "ollama:", "lm:")
@@ -62,6 +72,23 @@ def resolve_name(name: str, config: dict[str, Any] | None = None) -> str:
     raise ConfigError(f"alias chain too long from {name!r}: {' -> '.join(seen)}")
 
 
+@dataclass(frozen=True)
+class ModelCheck:
+    """What :func:`get_model` would load for a name, found without loading it (:func:`check_model`)."""
+
+    name: str  # the loaded model's ``name``: what history, eval results and reports record
+    embedded: bool  # a GGUF run by llama.cpp in this process (a bundled model, gguf:PATH, BASE+ADAPTER)
+    adapter: bool  # BASE+ADAPTER: a LoRA adapter on an embedded base (applied at run time, or merged)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A checked name and how to load it: ``load(options)`` makes the model."""
+
+    check: ModelCheck
+    load: Callable[[dict[str, Any]], Model]
+
+
 def get_model(
     name: str | None = None,
     *,
@@ -76,31 +103,46 @@ def get_model(
     Raises :class:`ConfigError` for an unknown name or bad option, :class:`ModelError` when
     the backend cannot be set up (missing model file, missing packages).
     """
-    config = load_config()
+    return _plan(name, base_url, api_key, load_config()).load(options)
+
+
+def check_model(name: str | None = None, *, base_url: str | None = None) -> ModelCheck:
+    """Check ``name`` as :func:`get_model` would, without loading weights, assembling a bundled
+    model or reaching a server: the same error for a name that leads nowhere (unknown name or
+    adapter, missing ``gguf:`` file, a bundled model whose packages are missing), else what it
+    names. Options are not checked (the backend does that when it is made)."""
+    return _plan(name, base_url, None, load_config()).check
+
+
+def _plan(name: str | None, base_url: str | None, api_key: str | None, config: dict[str, Any]) -> _Plan:
     # Keys: OPENAI_API_KEY goes only to openai: models, never to an arbitrary --base-url server.
     config_key = _config_str(config, "api_key")
     if name is None and base_url is not None:
-        return _remote(None, base_url, api_key or config_key, options, config, prefix="openai")
+        return _remote(None, base_url, api_key or config_key, config, prefix="openai")
     resolved = resolve_name(name if name is not None else default_model_name(config), config)
     base_name, adapter_spec = split_adapter(resolved)
     if adapter_spec is not None:
-        return _with_adapter(base_name, adapter_spec, base_url, options, config)
+        return _with_adapter(base_name, adapter_spec, base_url, config)
     if resolved.startswith("gguf:"):
-        path = Path(resolved[len("gguf:") :]).expanduser()
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        return _embedded(path, f"gguf:{path}", options, config)
+        path = _gguf_file(resolved)
+        return _embedded(path, f"gguf:{path}", config)
     if resolved.startswith("lm:"):
-        from codeloop.lm import load_model  # lazy: torch loads only for lm: models
+        directory = resolved[len("lm:") :]
 
-        return load_model(resolved[len("lm:") :], **options)
+        def load_lm(options: dict[str, Any]) -> Model:
+            from codeloop.lm import load_model  # lazy: torch loads only for lm: models
+
+            return load_model(directory, **options)
+
+        shown = f"lm:{Path(directory).expanduser()}" if directory.strip() else resolved  # as LMModel names it
+        return _Plan(ModelCheck(shown, embedded=False, adapter=False), load_lm)
     if resolved.startswith("openai:"):
         url = base_url or os.environ.get("OPENAI_BASE_URL") or _config_str(config, "base_url")
         key = api_key or os.environ.get("OPENAI_API_KEY") or config_key
-        return _remote(resolved[len("openai:") :], url, key, options, config, prefix="openai")
+        return _remote(resolved[len("openai:") :], url, key, config, prefix="openai")
     if resolved.startswith("ollama:"):
         url = base_url or _config_str(config, "ollama_base_url") or OLLAMA_BASE_URL
-        return _remote(resolved[len("ollama:") :], url, api_key or "ollama", options, config, prefix="ollama")
+        return _remote(resolved[len("ollama:") :], url, api_key or "ollama", config, prefix="ollama")
     bundled = find_bundled(resolved)
     if bundled is not None:
         if base_url is not None:
@@ -108,9 +150,10 @@ def get_model(
                 f"{bundled.name} is an embedded model: drop --base-url, or name the server's model "
                 "(e.g. --model openai:NAME --base-url URL)"
             )
-        return _embedded(prepare(bundled), bundled.name, options, config)
+        require_installed(bundled)
+        return _embedded(bundled, bundled.name, config)
     if base_url is not None:
-        return _remote(resolved, base_url, api_key or config_key, options, config, prefix="openai")
+        return _remote(resolved, base_url, api_key or config_key, config, prefix="openai")
     known = ", ".join(m.name for m in BUNDLED)
     raise ConfigError(
         f"unknown model {resolved!r}: use one of {known}, an alias from config.toml [aliases], "
@@ -118,35 +161,51 @@ def get_model(
     )
 
 
+def _gguf_file(resolved: str) -> Path:
+    path = Path(resolved[len("gguf:") :]).expanduser()
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    return path
+
+
+def _base(base_name: str, config: dict[str, Any] | None) -> tuple[Path | BundledModel, str]:
+    """An embedded base's GGUF (or the bundled model to assemble) and canonical name, checked
+    without assembling anything."""
+    base = resolve_name(base_name, config)
+    if base.startswith("gguf:"):
+        path = _gguf_file(base)
+        return path, f"gguf:{path}"
+    bundled = find_bundled(base)
+    if bundled is None:
+        raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
+    require_installed(bundled)
+    return bundled, bundled.name
+
+
+def _file(source: Path | BundledModel) -> Path:
+    """The GGUF to load: a path as it is, a bundled model assembled first if it is not yet."""
+    return source if isinstance(source, Path) else prepare(source)
+
+
 def embedded_base(base_name: str, config: dict[str, Any] | None = None) -> tuple[Path, str]:
     """The GGUF file and canonical name of an embedded model an adapter can apply to.
 
     A bundled model is assembled first if it is not yet; ``gguf:PATH`` must exist.
     """
-    base = resolve_name(base_name, config)
-    if base.startswith("gguf:"):
-        path = Path(base[len("gguf:") :]).expanduser()
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        return path, f"gguf:{path}"
-    bundled = find_bundled(base)
-    if bundled is None:
-        raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
-    return prepare(bundled), bundled.name
+    source, base = _base(base_name, config)
+    return _file(source), base
 
 
-def _with_adapter(
-    base_name: str, adapter_spec: str, base_url: str | None, options: dict[str, Any], config: dict[str, Any]
-) -> Model:
+def _with_adapter(base_name: str, adapter_spec: str, base_url: str | None, config: dict[str, Any]) -> _Plan:
     """An embedded base model with a LoRA adapter applied, or the adapter's merged model (``BASE+ADAPTER``)."""
     if base_url is not None and not resolve_name(base_name, config).startswith("gguf:"):
         raise ConfigError(f"adapters apply to embedded models only, not {base_name!r}")
-    path, base = embedded_base(base_name, config)
+    source, base = _base(base_name, config)
     chosen, merged = choose_adapter(adapter_spec, base)
-    name = f"{base}+{adapter_spec}"
+    name = f"{base}+{ran_spec(adapter_spec, merged)}"  # BASE+NAME:merged or BASE+NAME:lora: what runs
     if merged:
-        return _embedded(chosen, name, options, config)
-    return _embedded(path, name, {**options, "adapter": chosen}, config)
+        return _embedded(chosen, name, config, adapter=True)
+    return _embedded(source, name, config, adapter=True, lora=chosen)
 
 
 def _config_str(config: dict[str, Any], key: str) -> str | None:
@@ -156,32 +215,38 @@ def _config_str(config: dict[str, Any], key: str) -> str | None:
     return value.strip() if isinstance(value, str) else None
 
 
-def _embedded(path: Path, name: str, options: dict[str, Any], config: dict[str, Any]) -> Model:
-    from codeloop.llm.embedded import EmbeddedModel
+def _embedded(
+    source: Path | BundledModel, name: str, config: dict[str, Any], *, adapter: bool = False, lora: Path | None = None
+) -> _Plan:
+    """``source`` run by llama.cpp (with the runtime LoRA ``lora``); ``adapter``: a BASE+ADAPTER name."""
 
-    adapter = options.pop("adapter", None)
-    settings = EmbeddedSettings.resolve(config, **options)
-    return EmbeddedModel(path, name=name, settings=settings, adapter=adapter)
+    def load(options: dict[str, Any]) -> Model:
+        from codeloop.llm.embedded import EmbeddedModel
+
+        settings = EmbeddedSettings.resolve(config, **options)
+        return EmbeddedModel(_file(source), name=name, settings=settings, adapter=lora)
+
+    return _Plan(ModelCheck(name, embedded=True, adapter=adapter), load)
 
 
 def _remote(
     model: str | None,
     base_url: str | None,
     api_key: str | None,
-    options: dict[str, Any],
     config: dict[str, Any],
     *,
     prefix: str,
-) -> Model:
-    from codeloop.llm.openai_backend import OPENAI_BASE_URL, OpenAIModel
-
+) -> _Plan:
     if model is not None and not model.strip():
         raise ConfigError(f"{prefix}: needs a model name, e.g. {prefix}:gpt-4o-mini")
-    settings = RemoteSettings.resolve(config, **options)
-    return OpenAIModel(
-        model,
-        base_url=base_url or OPENAI_BASE_URL,
-        api_key=api_key,
-        settings=settings,
-        name=f"{prefix}:{model}" if model else f"{prefix}:?",
-    )
+    name = f"{prefix}:{model}" if model else f"{prefix}:?"
+
+    def load(options: dict[str, Any]) -> Model:
+        from codeloop.llm.openai_backend import OPENAI_BASE_URL, OpenAIModel
+
+        settings = RemoteSettings.resolve(config, **options)
+        return OpenAIModel(
+            model, base_url=base_url or OPENAI_BASE_URL, api_key=api_key, settings=settings, name=name
+        )
+
+    return _Plan(ModelCheck(name, embedded=False, adapter=False), load)

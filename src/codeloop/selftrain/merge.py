@@ -41,11 +41,10 @@ from typing import Any
 import numpy as np
 
 from codeloop.errors import CodeloopError
+from codeloop.selftrain.constants import DEFAULT_MERGE_TYPE, MERGE_TYPES
 
 __all__ = ["MERGE_TYPES", "MergeError", "MergeResult", "gguf_tensor_types", "merge_adapter", "merge_lora"]
 
-#: merged tensors' type: Q8_0 or F16 (written directly), or each one's type in the base (llama.cpp quantises)
-MERGE_TYPES = ("q8_0", "f16", "base")
 _LORA_NAME = re.compile(r"^(?P<base>.+)\.lora_(?P<ab>[ab])$")
 
 Say = Callable[[str], None]
@@ -349,7 +348,7 @@ def merge_lora(
     adapter: Path,
     out: Path,
     *,
-    tensor_type: str = "q8_0",
+    tensor_type: str = DEFAULT_MERGE_TYPE,
     threads: int | None = None,
     say: Say = lambda _: None,
 ) -> MergeResult:
@@ -432,7 +431,7 @@ def merge_lora(
 
 
 def merge_adapter(
-    name: str, tensor_type: str = "q8_0", *, say: Say = lambda _: None, threads: int | None = None
+    name: str, tensor_type: str = DEFAULT_MERGE_TYPE, *, say: Say = lambda _: None, threads: int | None = None
 ) -> dict[str, Any]:
     """Merge registered adapter ``name`` into its base model, next to it; ``BASE+NAME`` then loads it.
 

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from codeloop.errors import ConfigError
+from codeloop.selftrain.constants import MERGE_TYPES
 from codeloop.selftrain.functions import (
     FunctionTask,
     generate_function_tasks,
@@ -26,7 +27,10 @@ from codeloop.selftrain.lora import LoraConfig, TrainExample
 from codeloop.selftrain.sample import Sample, sample_task, select_examples
 from codeloop.selftrain.tasks import Task, generate_tasks, read_tasks, write_tasks
 
-__all__ = ["DEFAULT_SOURCES", "SOURCES", "STAGES", "SelftrainConfig", "run_pipeline"]
+if TYPE_CHECKING:
+    from codeloop.llm import ModelCheck
+
+__all__ = ["DEFAULT_SOURCES", "SOURCES", "STAGES", "SelftrainConfig", "check_models", "run_pipeline"]
 
 STAGES = ("tasks", "sample", "select", "train", "export", "register", "merge")  # merge: only when asked
 #: questions: programmatic families with computed answers, solved by the agent's first reply;
@@ -472,6 +476,29 @@ def _validation_figures(log: list[dict[str, Any]], validation: list[TrainExample
     }
 
 
+def check_models(config: SelftrainConfig) -> tuple[ModelCheck, ModelCheck | None]:
+    """The trained model and the teacher, checked by name without loading either (cheap).
+
+    Raises the error ``get_model`` would for a name that leads nowhere, and :class:`ConfigError`
+    when the trained model is not an embedded base model or the teacher is that model itself
+    (an alias of it, say).
+    """
+    from codeloop.llm import check_model
+
+    student = check_model(config.model)
+    if not student.embedded:
+        raise ConfigError(f"self-training needs an embedded model (a GGUF run by llama.cpp), not {config.model}")
+    if student.adapter:
+        raise ConfigError(
+            f"self-training trains a new adapter on a base model, not on {student.name} (itself a base with an "
+            "adapter): name its base, or a merged model as gguf:PATH"
+        )
+    teacher = check_model(config.teacher) if config.teacher else None
+    if teacher is not None and teacher.name == student.name:
+        raise ConfigError(f"the teacher {config.teacher!r} is {student.name} itself (leave --teacher out to self-train)")
+    return student, teacher
+
+
 def run_pipeline(
     directory: Path,
     config: SelftrainConfig,
@@ -484,13 +511,16 @@ def run_pipeline(
     """Run (or resume) every stage in ``directory``; returns the report.
 
     ``merge``: after registering, merge the adapter into the base model with merged tensors of this
-    type (:data:`codeloop.selftrain.merge.MERGE_TYPES`), so ``BASE+NAME`` runs at the base's speed.
+    type (:data:`codeloop.selftrain.constants.MERGE_TYPES`), so ``BASE+NAME`` runs at the base's speed.
     """
     from codeloop.llm import get_model
     from codeloop.llm.adapters import register_adapter
 
     if stop_after is not None and stop_after not in STAGES:
         raise ConfigError(f"unknown stage {stop_after!r}: one of {', '.join(STAGES)}")
+    if merge is not None and merge not in MERGE_TYPES:  # before any stage, not after training
+        raise ConfigError(f"unknown merge type {merge!r}: one of {', '.join(MERGE_TYPES)}")
+    check_models(config)  # before any stage writes: a bad name fails now, not after the tasks stage
     directory.mkdir(parents=True, exist_ok=True)
     saved = directory / "config.json"
     if saved.is_file():
@@ -508,12 +538,10 @@ def run_pipeline(
         return run.report
     model = get_model(config.model)
     gguf_path = getattr(model, "path", None)
-    if not isinstance(gguf_path, Path):
+    if not isinstance(gguf_path, Path):  # check_models made sure of it
         raise ConfigError(f"self-training needs an embedded model (a GGUF run by llama.cpp), not {config.model}")
     # the writer of the programs: the model itself, or a teacher whose verified programs it learns from
     writer = get_model(config.teacher) if config.teacher else model
-    if config.teacher and writer.name == model.name:
-        raise ConfigError(f"the teacher {config.teacher!r} is {model.name} itself (leave --teacher out to self-train)")
     if config.teacher:
         say(f"teacher: {writer.name} writes the programs, {model.name} is trained on the verified ones")
     if "generated" in config.sources:
