@@ -206,6 +206,41 @@ def test_a_teacher_writes_the_programs_and_the_student_prompt_is_kept(tmp_path: 
     assert rows[0]["prompt"].startswith("<|im_start|>system")  # rendered with the student's chat template
 
 
+@pytest.mark.model
+@pytest.mark.slow
+def test_hard_keeps_only_tasks_the_model_does_not_solve_greedily(tmp_path: Path) -> None:
+    """--hard: a probe stage makes one greedy attempt per task with the trained model; select drops
+    the tasks it solved. Which tasks the model solves is the model's business: the test checks
+    the files agree with each other, and that an easy family is solved and dropped."""
+    config = SelftrainConfig(
+        name="hardtest", tasks=2, samples_per_task=2, temperature=0.7, seed=0,
+        families=("reverse-word",), sources=("questions", "functions"), function_tasks=3, hard=True,
+    )
+    report = run_pipeline(tmp_path / "run", config, stop_after="select")
+    stages = report["stages"]
+    assert list(stages) == ["tasks", "sample", "probe", "select"]
+    run = tmp_path / "run"
+    for source, count in (("questions", 2), ("functions", 3)):
+        probe = [json.loads(x) for x in (run / source / "probe.jsonl").read_text().splitlines()]
+        samples = [json.loads(x) for x in (run / source / "samples.jsonl").read_text().splitlines()]
+        kept = [json.loads(x)["task_id"] for x in (run / source / "train.jsonl").read_text().splitlines()]
+        assert len(probe) == count and all(p["index"] == 0 for p in probe)
+        solved = {p["task_id"] for p in probe if p["verified"]}
+        assert stages["probe"]["by_source"][source]["solved_greedily"] == len(solved)
+        assert not solved & set(kept)  # nothing the model solves greedily is trained on
+        unsolved_verified = {s["task_id"] for s in samples if s["verified"]} - solved
+        assert set(kept) == unsolved_verified
+        dropped = len(solved & {s["task_id"] for s in samples if s["verified"]})
+        assert stages["select"]["by_source"][source]["dropped_solved_greedily"] == dropped
+    # reversing a word is easy: the 0.5B model solves it with its first greedy reply
+    assert stages["probe"]["by_source"]["questions"]["solved_greedily"] >= 1
+    # resuming redoes nothing: the probe is not repeated
+    before = (run / "questions" / "probe.jsonl").read_text()
+    again = run_pipeline(run, config, stop_after="select")
+    assert again["stages"]["probe"] == stages["probe"]
+    assert (run / "questions" / "probe.jsonl").read_text() == before
+
+
 def _last_logits(model: object, prompt: str) -> list[float]:
     import llama_cpp
 

@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (default: 2e-4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for tasks, sampling and training")
     parser.add_argument(
+        "--hard", action="store_true",
+        help="train only on tasks the trained model does not solve with one greedy attempt "
+        "(a probe stage makes that attempt per task)",
+    )
+    parser.add_argument(
         "--validation", type=int, default=24, metavar="N",
         help="held-out function tasks (reference solutions, never trained on) whose loss is measured "
         "before, during and after training (default: 24; 0: none)",
@@ -64,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train in float32 throughout (default: bf16 autocast where the CPU has AMX or AVX512-BF16)",
     )
     parser.add_argument(
-        "--stop-after", default=None, help="stop after this stage: tasks, sample, select, train, export, register"
+        "--stop-after", default=None, help="stop after this stage: tasks, sample, probe (with --hard), select, train, export, register"
     )
     parser.add_argument(
         "--merge", nargs="?", const=DEFAULT_MERGE_TYPE, default=None, choices=MERGE_TYPES,
@@ -106,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         vote_samples=int(of),
         teacher=args.teacher,
         validation=args.validation,
+        hard=args.hard,
     )
     out = args.out or user_dir() / "selftrain" / args.name
 

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SOURCES", "SOURCES", "STAGES", "SelftrainConfig", "check_models", "run_pipeline"]
 
-STAGES = ("tasks", "sample", "select", "train", "export", "register", "merge")  # merge: only when asked
+#: probe: only with ``hard``; merge: only when asked
+STAGES = ("tasks", "sample", "probe", "select", "train", "export", "register", "merge")
 #: questions: programmatic families with computed answers, solved by the agent's first reply;
 #: functions: HumanEval-style functions with hidden tests, in plain HumanEval's format;
 #: generated: questions the model proposes, kept when m of n of its programs agree
@@ -66,6 +68,9 @@ class SelftrainConfig:
     #: held-out function tasks (reference bodies written here, never trained on) whose loss the
     #: train stage measures before, during and after training; 0: none
     validation: int = 24
+    #: train only on tasks the trained model does not solve with one greedy attempt (the ``probe``
+    #: stage finds them); the STaR idea that the learning signal is where the model still fails
+    hard: bool = False
 
     def __post_init__(self) -> None:
         if self.tasks < 1 or self.samples_per_task < 1 or self.keep_per_task < 1:
@@ -230,7 +235,19 @@ def _stage_tasks_generated(run: _Run, model: Any) -> list[AnyTask]:
     return list(tasks)
 
 
-def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> list[Sample]:
+def _complete(path: Path, tasks: list[AnyTask], k: int) -> tuple[list[Sample], list[AnyTask]]:
+    """The samples in ``path`` of tasks that have all ``k``, and the tasks still to sample."""
+    samples = _read_samples(path)
+    have = {s.task_id for s in samples}
+    complete = {t for t in have if sum(1 for s in samples if s.task_id == t) >= k}
+    return [s for s in samples if s.task_id in complete], [t for t in tasks if t.id not in complete]
+
+
+def _sample_tasks(
+    run: _Run, source: str, tasks: list[AnyTask], model: Any, *, path: Path, k: int, temperature: float, label: str
+) -> list[Sample]:
+    """``k`` programs per task by ``model`` at ``temperature``, each run and verified in a fresh
+    sandbox interpreter, appended to ``path`` task by task (an interrupted run resumes)."""
     from contextlib import contextmanager
 
     from codeloop.agent.loop import Agent
@@ -239,18 +256,9 @@ def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> l
     from codeloop.selftrain.generated import final_answer, is_hard_coded, vote
     from codeloop.selftrain.sample import sample_function_task
 
-    path = run.source_dir(source) / "samples.jsonl"
-    k = run.config.vote_samples if source == "generated" else run.config.samples_per_task
-    samples = _read_samples(path)
-    have = {s.task_id for s in samples}
-    complete = {t for t in have if sum(1 for s in samples if s.task_id == t) >= k}
-    samples = [s for s in samples if s.task_id in complete]
-    todo = [t for t in tasks if t.id not in complete]
-    if run.done("sample", source) and not todo:
-        return samples
-    bar = Progress(len(tasks), f"sampling {source}", stream=run.progress, enabled=run.progress is not None)
+    samples, todo = _complete(path, tasks, k)
+    bar = Progress(len(tasks), label, stream=run.progress, enabled=run.progress is not None)
     bar.advance(len(tasks) - len(todo))
-    start = time.perf_counter()
     with Sandbox(timeout=run.config.cell_timeout, network=False) as sandbox, path.open("a", encoding="utf-8") as out:
         agent = Agent(model, sandbox=sandbox)
 
@@ -268,12 +276,12 @@ def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> l
             seed = run.config.seed + tasks.index(task)
             if isinstance(task, FunctionTask):
                 got = sample_function_task(
-                    model, task, k=k, temperature=run.config.temperature, seed=seed,
+                    model, task, k=k, temperature=temperature, seed=seed,
                     open_session=fresh_session, timeout=run.config.cell_timeout,
                 )
             elif source == "generated":
                 got = sample_task(
-                    agent, task, k=k, temperature=run.config.temperature, seed=seed, run_code=run_code,
+                    agent, task, k=k, temperature=temperature, seed=seed, run_code=run_code,
                     judge=lambda _stdout: False,
                 )
                 answers = [
@@ -287,7 +295,7 @@ def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> l
                     got[i].verified = True
             else:
                 got = sample_task(
-                    agent, task, k=k, temperature=run.config.temperature, seed=seed, run_code=run_code
+                    agent, task, k=k, temperature=temperature, seed=seed, run_code=run_code
                 )
             for s in got:
                 out.write(json.dumps(s.to_dict()) + "\n")
@@ -296,6 +304,19 @@ def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> l
             verified = sum(s.verified for s in samples)
             bar.advance(1, note=f"{verified}/{len(samples)} verified")
     bar.close()
+    return samples
+
+
+def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> list[Sample]:
+    path = run.source_dir(source) / "samples.jsonl"
+    k = run.config.vote_samples if source == "generated" else run.config.samples_per_task
+    done, todo = _complete(path, tasks, k)
+    if run.done("sample", source) and not todo:
+        return done
+    start = time.perf_counter()
+    samples = _sample_tasks(
+        run, source, tasks, model, path=path, k=k, temperature=run.config.temperature, label=f"sampling {source}"
+    )
     verified_tasks = len({s.task_id for s in samples if s.verified})
     figures = {
         "tasks": len(tasks),
@@ -319,7 +340,36 @@ def _stage_sample(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> l
     return samples
 
 
-def _stage_select(run: _Run, source: str, tasks: list[AnyTask], samples: list[Sample], model: Any) -> list[TrainExample]:
+def _stage_probe(run: _Run, source: str, tasks: list[AnyTask], model: Any) -> set[str]:
+    """``--hard``: one greedy attempt per task by the trained model, verified like the samples; the
+    ids of the tasks it solves that way (their samples teach it little). Generated tasks are not
+    probed (no ground truth to check one attempt against): all stay."""
+    if source == "generated":
+        return set()
+    path = run.source_dir(source) / "probe.jsonl"
+    done, todo = _complete(path, tasks, 1)
+    if run.done("probe", source) and not todo:
+        return {s.task_id for s in done if s.verified}
+    start = time.perf_counter()
+    got = _sample_tasks(run, source, tasks, model, path=path, k=1, temperature=0.0, label=f"probing {source}")
+    solved = {s.task_id for s in got if s.verified}
+    run.record(
+        "probe",
+        {
+            "tasks": len(tasks),
+            "solved_greedily": len(solved),
+            "seconds": round(time.perf_counter() - start, 1),
+            "model": str(getattr(model, "name", model)),
+        },
+        source,
+    )
+    run.say(f"probe {source}: {model.name} solves {len(solved)}/{len(tasks)} tasks with one greedy attempt")
+    return solved
+
+
+def _stage_select(
+    run: _Run, source: str, tasks: list[AnyTask], samples: list[Sample], model: Any, solved: AbstractSet[str] = frozenset()
+) -> list[TrainExample]:
     from codeloop.agent.loop import Agent
     from codeloop.selftrain.sample import function_prompt
 
@@ -327,7 +377,7 @@ def _stage_select(run: _Run, source: str, tasks: list[AnyTask], samples: list[Sa
     if run.done("select", source) and path.is_file():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         return [TrainExample(r["prompt"], r["completion"], source) for r in rows]
-    kept = select_examples(samples, per_task=run.config.keep_per_task)
+    kept = select_examples([s for s in samples if s.task_id not in solved], per_task=run.config.keep_per_task)
     by_id = {t.id: t for t in tasks}
     agent = Agent(model)
     render = getattr(getattr(model, "runtime", None), "render_chat", None)
@@ -344,10 +394,15 @@ def _stage_select(run: _Run, source: str, tasks: list[AnyTask], samples: list[Sa
     _atomic_lines(path, rows)
     run.record(
         "select",
-        {"kept": len(rows), "families": sorted({by_id[s.task_id].family for s in kept})},
+        {
+            "kept": len(rows),
+            "families": sorted({by_id[s.task_id].family for s in kept}),
+            **({"dropped_solved_greedily": len(solved & {s.task_id for s in samples if s.verified})} if run.config.hard else {}),
+        },
         source,
     )
-    run.say(f"select {source}: {len(rows)} training examples")
+    hard = f" (tasks it solves greedily left out: {len(solved)})" if run.config.hard else ""
+    run.say(f"select {source}: {len(rows)} training examples{hard}")
     return [TrainExample(r["prompt"], r["completion"], source) for r in rows]
 
 
@@ -552,9 +607,14 @@ def run_pipeline(
     samples = {source: _stage_sample(run, source, tasks[source], writer) for source in config.sources}
     if stop_after == "sample":
         return run.report
+    solved: dict[str, set[str]] = {source: set() for source in config.sources}
+    if config.hard:
+        solved = {source: _stage_probe(run, source, tasks[source], model) for source in config.sources}
+        if stop_after == "probe":
+            return run.report
     examples: list[TrainExample] = []
     for source in config.sources:
-        examples += _stage_select(run, source, tasks[source], samples[source], model)
+        examples += _stage_select(run, source, tasks[source], samples[source], model, solved[source])
     if stop_after == "select":
         return run.report
     adapter = _stage_train(run, examples, gguf_path, model)
