@@ -91,3 +91,31 @@ def test_validation_loss_is_measured_before_during_and_after_training(smollm_pat
     assert log[-1]["validation_loss"] < 0.7 * untrained
     assert all(e["validation_seconds"] >= 0 for e in log) and log[-1]["validation_seconds"] > 0
     assert "validation_before" not in log[1] and "loss" in log[0]
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_keep_best_restores_the_weights_of_the_lowest_validation_loss(smollm_path: Path) -> None:
+    import torch
+
+    from codeloop.selftrain.lora import TrainExample, _encode, _example_loss, load_base, train_lora
+
+    model, tokenizer = load_base(smollm_path)
+    prompt = "<|im_start|>user\nComplete the function.<|im_end|>\n<|im_start|>assistant\n```python\ndef {name}(xs):\n"
+    seen = [TrainExample(prompt.format(name=f"total_{i}"), "    return sum(xs)\n```", "functions") for i in range(3)]
+    # held out: a reply that training soon makes *less* likely, so the last step is not the best
+    unseen = [TrainExample(prompt.format(name="added_up"), "    return max(xs) * len(xs)\n```", "validation")]
+
+    def held_out_loss(net: object) -> float:
+        ids, labels = _encode(tokenizer, unseen[0], 256)
+        with torch.no_grad():
+            loss, tokens = _example_loss(torch, net, ids, labels, "fp32", "logits_to_keep")
+        return float(loss) / tokens
+
+    config = LoraConfig(rank=4, steps=6, batch=1, lr=5e-3, warmup=1, precision="fp32", keep_best=True)
+    peft_model, log = train_lora(model, tokenizer, seen, config, validation=unseen, validate_every=2)
+    points = [(0, log[0]["validation_before"])] + [(e["step"], e["validation_loss"]) for e in log if "validation_loss" in e]
+    best_step, best_loss = min(points, key=lambda point: point[1])
+    assert points[-1][1] > best_loss  # the last step is not the best: there is something to restore
+    assert log[-1]["kept_step"] == best_step
+    assert held_out_loss(peft_model) == pytest.approx(best_loss, rel=1e-4)  # its weights are back

@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (default: 2e-4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for tasks, sampling and training")
     parser.add_argument(
+        "--keep-best", action="store_true",
+        help="end with the adapter of the lowest held-out validation loss, not the last step's",
+    )
+    parser.add_argument(
         "--hard", action="store_true",
         help="train only on tasks the trained model does not solve with one greedy attempt "
         "(a probe stage makes that attempt per task)",
@@ -88,13 +92,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         lora = LoraConfig(
             rank=args.rank, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-            precision="fp32" if args.fp32 else "auto",
+            precision="fp32" if args.fp32 else "auto", keep_best=args.keep_best,
         )
     except ValueError as e:
         raise ConfigError(str(e)) from e
     agree, _, of = str(args.vote).partition("/")
     if not (agree.isdigit() and of.isdigit()):
         raise ConfigError(f"--vote takes M/N, e.g. 3/4; got {args.vote!r}")
+    if args.keep_best and args.validation == 0:
+        raise ConfigError("--keep-best picks the adapter by its validation loss: it needs --validation above 0")
     config = SelftrainConfig(
         model=args.model or "qwen-coder-0.5b",
         name=args.name,

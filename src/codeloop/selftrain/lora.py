@@ -62,6 +62,9 @@ class LoraConfig:
     seed: int = 0
     threads: int = 0  # torch threads; 0: leave torch's default
     precision: str = "auto"  # see PRECISIONS; the LoRA weights, gradients and optimiser stay float32
+    #: with validation examples: end with the LoRA weights of the measurement with the lowest
+    #: validation loss (the untrained adapter, B = 0, included), not those of the last step
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -154,9 +157,11 @@ def train_lora(
     """Train a LoRA on ``examples``; returns the PEFT model and the per-step log.
 
     ``validation``: held-out examples whose loss per reply token is measured before the first step
-    (the first entry's ``validation_before``), every ``validate_every`` steps (0: about six times
+    (the first entry's ``validation_before``), every ``validate_every`` steps (0: about four times
     a run) and after the last (those entries' ``validation_loss``). Training never sees them; the
-    time it takes is left out of ``seconds`` (it is ``validation_seconds``, cumulative).
+    time it takes is left out of ``seconds`` (it is ``validation_seconds``, cumulative). With
+    ``config.keep_best`` the LoRA weights of the lowest measurement are restored at the end (the
+    last entry's ``kept_step``; 0: training never lowered it, the adapter is the untrained one).
 
     The forward pass runs under bf16 autocast when ``config.precision`` resolves to bf16 (the
     weights, the LoRA and its optimiser stay float32; the loss is taken in float32), and the LM
@@ -196,7 +201,7 @@ def train_lora(
     precision = resolve_precision(config.precision)
     keep_arg = None if full_logits else _logits_to_keep_argument(model)
     held_out = [_encode(tokenizer, ex, config.max_len) for ex in validation]
-    every = validate_every if validate_every > 0 else max(1, math.ceil(config.steps / 6))
+    every = validate_every if validate_every > 0 else max(1, math.ceil(config.steps / 4))
 
     validating = 0.0
 
@@ -226,7 +231,13 @@ def train_lora(
     rng = random.Random(config.seed)
     log: list[dict[str, Any]] = []
     start = time.perf_counter()
+    trainable = [(name, p) for name, p in peft_model.named_parameters() if p.requires_grad]
+
+    def snapshot() -> list[Any]:
+        return [p.detach().clone() for _, p in trainable]
+
     before = validation_loss() if held_out else None
+    best = (before, 0, snapshot()) if before is not None and config.keep_best else None
     for step in range(config.steps):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
@@ -264,7 +275,15 @@ def train_lora(
         if before is not None and step == 0:
             entry["validation_before"] = before
         if held_out and ((step + 1) % every == 0 or step + 1 == config.steps):
-            entry["validation_loss"] = validation_loss()
+            entry["validation_loss"] = measured = validation_loss()
+            if best is not None and measured < best[0]:
+                best = (measured, step + 1, snapshot())
+        if best is not None and step + 1 == config.steps:
+            entry["kept_step"] = best[1]
+            if best[1] != step + 1:
+                with torch.no_grad():
+                    for (_, p), saved in zip(trainable, best[2], strict=True):
+                        p.copy_(saved)
         if held_out:
             entry["seconds"] = round(time.perf_counter() - start - validating, 2)
             entry["validation_seconds"] = round(validating, 2)

@@ -499,9 +499,14 @@ def _stage_train(run: _Run, examples: list[TrainExample], gguf_path: Path, model
     )
     if validation:
         figures = run.report["stages"]["train"]["validation"]
+        kept = (
+            f"; kept the weights of step {figures['kept_step']}, its lowest"
+            if figures.get("kept_step") not in (None, log[-1]["step"])
+            else ""
+        )
         run.say(
             f"train: held-out function tasks' loss {figures['before']:.4f} -> {figures['after']:.4f} "
-            f"({figures['examples']} tasks never trained on)"
+            f"({figures['examples']} tasks never trained on){kept}"
         )
     shape = model_shape(base)
     tensors = write_lora_gguf(
@@ -526,6 +531,7 @@ def _validation_figures(log: list[dict[str, Any]], validation: list[TrainExample
         "before": curve[0][1],
         "after": curve[-1][1],
         "best_step": min(curve, key=lambda point: point[1])[0],
+        **({"kept_step": log[-1]["kept_step"]} if "kept_step" in log[-1] else {}),
         "curve": curve,
         "seconds": log[-1].get("validation_seconds", 0.0),
     }
