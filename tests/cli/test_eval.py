@@ -95,6 +95,10 @@ def test_bad_input_is_a_usage_error(tmp_path: Path, args: list[str], message: st
     assert (tmp_path / "ok.jsonl").read_text(encoding="utf-8").count("\n") == 1  # input untouched
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_interrupted_run_resumes(tmp_path: Path, problems: dict[str, Problem]) -> None:
     # Each sample takes ~0.5 s to load, so the run is still going when we interrupt it.
@@ -106,6 +110,9 @@ def test_interrupted_run_resumes(tmp_path: Path, problems: dict[str, Problem]) -
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a Ctrl-C as at a terminal: a suite started in the background (`... &`) inherits an
+        # ignored SIGINT, which the child would keep, and the run would finish uninterrupted
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
