@@ -118,6 +118,15 @@ def main() -> int:
         ap.error("--models needs at least one model")
     if len(set(names)) < len(names):
         ap.error(f"--models names a model twice: {args.models}")
+    from codeloop.errors import CodeloopError
+    from codeloop.llm import check_model
+
+    for name in names:  # every name before any scoring: a bad second name must not cost the first's run
+        try:
+            if not check_model(name).embedded:
+                ap.error(f"{name} is not an embedded model (a GGUF run by llama.cpp): its logits are not at hand")
+        except CodeloopError as e:
+            ap.error(str(e))
     items = problems(args.set, args.seed, args.count)
     if args.limit:
         items = items[: args.limit]
