@@ -4,27 +4,16 @@ make the success rate meaningless)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from bench_scripts import BENCH, load_bench
+
 SETS = [BENCH / "tasks", BENCH / "heldout", BENCH / "fresh"]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("agent_tasks_bench", BENCH / "agent_tasks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_bench("agent_tasks")
 ALL = [t for folder in SETS for t in bench.load_tasks(folder)]
 
 

@@ -4,7 +4,6 @@ models."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,21 +14,13 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from bench_scripts import BENCH, load_bench
+
 pytestmark = [pytest.mark.model]
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("heldout_likelihood_bench", BENCH / "heldout_likelihood.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_bench("heldout_likelihood")
 
 
 def _last_logprobs(llama_cpp: ModuleType, llama: object) -> np.ndarray:

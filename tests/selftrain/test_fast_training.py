@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,21 +67,36 @@ def test_logits_for_the_reply_only_give_the_same_loss_and_gradients(smollm_path:
     assert float(cos) > 0.95
 
 
+_FN_PROMPT = "<|im_start|>user\nComplete the function.<|im_end|>\n<|im_start|>assistant\n```python\ndef {name}(xs):\n"
+
+
+def _examples(names: list[str], reply: str, source: str) -> list[Any]:
+    from codeloop.selftrain.lora import TrainExample
+
+    return [TrainExample(_FN_PROMPT.format(name=name), reply, source) for name in names]
+
+
+def _reply_loss(net: Any, tokenizer: Any, example: Any) -> float:
+    """Loss per reply token of ``example`` under ``net`` (float32, no gradient)."""
+    import torch
+
+    from codeloop.selftrain.lora import _encode, _example_loss
+
+    ids, labels = _encode(tokenizer, example, 256)
+    with torch.no_grad():
+        loss, tokens = _example_loss(torch, net, ids, labels, "fp32", "logits_to_keep")
+    return float(loss) / tokens
+
+
 @pytest.mark.model
 @pytest.mark.slow
 def test_validation_loss_is_measured_before_during_and_after_training(smollm_path: Path) -> None:
-    import torch
-
-    from codeloop.selftrain.lora import TrainExample, _encode, _example_loss, load_base, train_lora
+    from codeloop.selftrain.lora import load_base, train_lora
 
     model, tokenizer = load_base(smollm_path)
-    prompt = "<|im_start|>user\nComplete the function.<|im_end|>\n<|im_start|>assistant\n```python\ndef {name}(xs):\n"
-    seen = [TrainExample(prompt.format(name=f"total_{i}"), "    return sum(xs)\n```", "functions") for i in range(3)]
-    unseen = [TrainExample(prompt.format(name="added_up"), "    return sum(xs)\n```", "validation")]
-    ids, labels = _encode(tokenizer, unseen[0], 256)
-    with torch.no_grad():
-        loss, tokens = _example_loss(torch, model, ids, labels, "fp32", "logits_to_keep")
-    untrained = float(loss) / tokens
+    seen = _examples([f"total_{i}" for i in range(3)], "    return sum(xs)\n```", "functions")
+    unseen = _examples(["added_up"], "    return sum(xs)\n```", "validation")
+    untrained = _reply_loss(model, tokenizer, unseen[0])
     config = LoraConfig(rank=4, steps=6, batch=1, lr=5e-3, warmup=1, precision="fp32")
     _, log = train_lora(model, tokenizer, seen, config, validation=unseen, validate_every=2)
     assert [e["step"] for e in log] == [1, 2, 3, 4, 5, 6]  # training steps only; the log's shape is kept
@@ -96,21 +112,12 @@ def test_validation_loss_is_measured_before_during_and_after_training(smollm_pat
 @pytest.mark.model
 @pytest.mark.slow
 def test_keep_best_restores_the_weights_of_the_lowest_validation_loss(smollm_path: Path) -> None:
-    import torch
-
-    from codeloop.selftrain.lora import TrainExample, _encode, _example_loss, load_base, train_lora
+    from codeloop.selftrain.lora import load_base, train_lora
 
     model, tokenizer = load_base(smollm_path)
-    prompt = "<|im_start|>user\nComplete the function.<|im_end|>\n<|im_start|>assistant\n```python\ndef {name}(xs):\n"
-    seen = [TrainExample(prompt.format(name=f"total_{i}"), "    return sum(xs)\n```", "functions") for i in range(3)]
+    seen = _examples([f"total_{i}" for i in range(3)], "    return sum(xs)\n```", "functions")
     # held out: a reply that training soon makes *less* likely, so the last step is not the best
-    unseen = [TrainExample(prompt.format(name="added_up"), "    return max(xs) * len(xs)\n```", "validation")]
-
-    def held_out_loss(net: object) -> float:
-        ids, labels = _encode(tokenizer, unseen[0], 256)
-        with torch.no_grad():
-            loss, tokens = _example_loss(torch, net, ids, labels, "fp32", "logits_to_keep")
-        return float(loss) / tokens
+    unseen = _examples(["added_up"], "    return max(xs) * len(xs)\n```", "validation")
 
     config = LoraConfig(rank=4, steps=6, batch=1, lr=5e-3, warmup=1, precision="fp32", keep_best=True)
     peft_model, log = train_lora(model, tokenizer, seen, config, validation=unseen, validate_every=2)
@@ -118,4 +125,4 @@ def test_keep_best_restores_the_weights_of_the_lowest_validation_loss(smollm_pat
     best_step, best_loss = min(points, key=lambda point: point[1])
     assert points[-1][1] > best_loss  # the last step is not the best: there is something to restore
     assert log[-1]["kept_step"] == best_step
-    assert held_out_loss(peft_model) == pytest.approx(best_loss, rel=1e-4)  # its weights are back
+    assert _reply_loss(peft_model, tokenizer, unseen[0]) == pytest.approx(best_loss, rel=1e-4)  # its weights are back
